@@ -1,7 +1,7 @@
 """The parsed form of one markdown note: what chunking, search and practice read."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,30 @@ class Question:
     explanation: str  # the whole explanation block, plain text ("" if none)
     headings: tuple[str, ...]  # heading path of the section holding the question
     number: int  # 0-based position among the note's questions: part of a stable id
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "answer": list(self.answer), "headings": list(self.headings)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Question":
+        return cls(**{**data, "answer": tuple(data["answer"]), "headings": tuple(data["headings"])})
+
+
+def question_id(note_path: str, number: int) -> str:
+    """Short enough to type (`tutor generate distractors --question athena-serverless-query#1`)."""
+    stem = note_path[: -len(".md")] if note_path.endswith(".md") else note_path
+    return f"{stem}#{number + 1}"
+
+
+@dataclass(frozen=True)
+class QuestionRecord:
+    """A vault question with where it lives."""
+
+    id: str
+    note: str
+    title: str
+    tags: tuple[str, ...]
+    question: Question
 
 
 @dataclass

@@ -1,0 +1,66 @@
+"""Hybrid retrieval with the fake embedder: fusion, exact names, exclusion, relevance scores."""
+from __future__ import annotations
+
+import pytest
+
+from index.embedder import get_embedder
+from index.home import index_dir
+from index.lexical import match_query, tokens
+from index.store import Store
+from index.sync import sync
+from tests.conftest import write_note
+from tutor.retrieve import Retriever, RetrievalError, fuse
+
+
+@pytest.fixture
+def retriever(tmp_path, fake_embedder):
+    vault = tmp_path / "vault"
+    write_note(vault, "kinesis.md", "kinesis", {
+        "샤드": "Kinesis Data Streams의 샤드 하나는 초당 1MB 쓰기를 받는다.",
+        "📝 관련 문제": "**Question:** How much can one shard ingest?",
+    }, tags=("service/kinesis",))
+    write_note(vault, "glue.md", "glue", {"ETL": "AWS Glue 크롤러가 Data Catalog 테이블을 만든다."}, tags=("service/glue",))
+    write_note(vault, "emr.md", "emr", {"Spark": "EMR 클러스터에서 Spark 배치 작업을 실행한다."}, tags=("service/emr",))
+    sync(vault, Store(index_dir(vault)), get_embedder())
+    return Retriever(vault)
+
+
+def test_korean_tokens_are_bigrams_and_english_words_whole():
+    assert tokens("샤드를 늘린다 Kinesis S3") == ["샤드", "드를", "늘린", "린다", "kinesis", "s3"]
+    assert match_query("그럼 Glue는?") == '"그럼" OR "glue" OR "는"'
+    assert match_query("?!") is None
+
+
+def test_fusion_prefers_what_both_rankers_like():
+    fused = fuse([[(1, 0.9), (2, 0.8), (3, 0.7)], [(4, 9.0), (2, 5.0)]])
+    assert [i for i, _ in fused] == [2, 1, 4, 3]  # second in both beats first in one
+
+
+def test_lexical_ranker_finds_exact_service_name(retriever):
+    hits = retriever.search("Glue", k=1, mode="lexical")
+    assert hits[0].note == "glue.md"
+    assert hits[0].dense is not None  # relevance is judged by cosine whatever the ranker
+
+
+def test_hybrid_and_tag_filter(retriever):
+    assert retriever.search("Spark 배치", k=1)[0].note == "emr.md"
+    assert {h.note for h in retriever.search("Spark 배치", k=3, tags=("service/glue",))} == {"glue.md"}
+
+
+def test_exclude_drops_a_section_and_its_children(retriever):
+    question = "How much can one shard ingest?"
+    assert retriever.search(question, k=1)[0].headings[-1] == "📝 관련 문제"
+    hits = retriever.search(question, k=5, exclude=(("kinesis.md", ("kinesis 노트", "📝 관련 문제")),))
+    assert all(h.headings[-1] != "📝 관련 문제" for h in hits)
+    everything = retriever.search(question, k=5, exclude=(("kinesis.md", ("kinesis 노트",)),))
+    assert all(h.note != "kinesis.md" for h in everything)
+
+
+def test_unknown_mode_is_refused(retriever):
+    with pytest.raises(ValueError):
+        retriever.search("x", mode="fuzzy")
+
+
+def test_no_index_message(tmp_path, fake_embedder):
+    with pytest.raises(RetrievalError, match="run 'tutor index --notes"):
+        Retriever(tmp_path)

@@ -1,0 +1,74 @@
+"""Finding the note sections that answer a question: dense and lexical rankers, fused."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from index.embedder import Embedder, get_embedder
+from index.home import index_dir
+from index.store import Hit, Store
+
+MODES = ("hybrid", "dense", "lexical")
+RRF_K = 60  # the usual constant: ranks matter, raw scores of the two rankers are not comparable
+CANDIDATES = 50
+
+
+class RetrievalError(Exception):
+    """The index cannot answer; the message says which command fixes it."""
+
+
+def fuse(rankings: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: a section both rankers like beats one only a single ranker likes."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (chunk_id, _) in enumerate(ranking):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    return sorted(scores.items(), key=lambda item: -item[1])
+
+
+class Retriever:
+    def __init__(self, vault: Path, embedder: Embedder | None = None):
+        self.vault = Path(vault)
+        self.store = Store(index_dir(self.vault))
+        self.embedder = embedder or get_embedder()
+        if not self.store.exists():
+            raise RetrievalError(f"No index for {self.vault} - run 'tutor index --notes {self.vault}'")
+        built_with = self.store.manifest().get("model_id")
+        if built_with != self.embedder.model_id:
+            raise RetrievalError(
+                f"The index for {self.vault} was built with {built_with}, not {self.embedder.model_id} - "
+                f"run 'tutor index --notes {self.vault}' to rebuild it"
+            )
+
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        tags: tuple[str, ...] = (),
+        mode: str = "hybrid",
+        exclude: tuple[tuple[str, tuple[str, ...]], ...] = (),
+    ) -> list[Hit]:
+        """Hits carry their dense cosine (`Hit.dense`) whatever the mode: callers judge relevance by it.
+
+        `exclude` drops sections (note, heading path) and everything below them: an evaluation
+        must not retrieve the very question block it is asking about.
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        vector = self.embedder.embed_query(query)
+        with self.store.snapshot() as snap:
+            allowed = snap.allowed_ids(tags)
+            dense = snap.dense(vector, CANDIDATES, allowed) if mode != "lexical" else []
+            lexical = snap.lexical(query, CANDIDATES, allowed) if mode != "dense" else []
+            ranked = {"hybrid": fuse([dense, lexical]), "dense": dense, "lexical": lexical}[mode]
+            hits = snap.hits(ranked, k, dense=dict(dense), skip=lambda row: _excluded(row, exclude))
+            for i, hit in enumerate(hits):
+                if hit.dense is None:
+                    cosine = float(np.dot(snap.index.reconstruct(hit.chunk_id), vector))
+                    hits[i] = Hit(**{**hit.__dict__, "dense": cosine})
+        return hits
+
+
+def _excluded(row: dict, exclude) -> bool:
+    return any(row["note"] == note and row["headings"][: len(path)] == path for note, path in exclude)
