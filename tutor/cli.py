@@ -19,7 +19,10 @@ notes_option = click.option(  # every command that reads a vault takes it the sa
 
 
 # Commands that live in their own modules: name -> "module:function", imported when used.
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "quiz": "tutor.cli_practice:quiz",
+    "export": "tutor.cli_practice:export",
+}
 
 
 class _LazyGroup(click.Group):
@@ -115,8 +118,8 @@ def search(query: str, notes: Path, k: int, tags: tuple[str, ...], mode: str, as
 def _print_hits(hits, as_json: bool) -> None:
     if as_json:
         rows = [
-            {"note": h.note, "heading": " > ".join(h.headings), "score": round(h.score, 4), "text": h.text,
-             "title": h.title, "line": h.line}
+            {"note": h.note, "heading": " > ".join(h.headings), "score": round(h.score, 4),
+             "relevance": round(h.dense, 4), "text": h.text, "title": h.title, "line": h.line}
             for h in hits
         ]
         click.echo(json.dumps(rows, ensure_ascii=False), nl=True)
@@ -125,7 +128,7 @@ def _print_hits(hits, as_json: bool) -> None:
     if not hits:
         click.echo("No matching sections.")
     for rank, hit in enumerate(hits, 1):
-        click.secho(f"{rank}. {hit.score:.3f}  {hit.note}", bold=True, nl=False)
+        click.secho(f"{rank}. {hit.dense:.2f}  {hit.note}", bold=True, nl=False)  # cosine: readable in every mode
         click.echo(f"  › {' › '.join(hit.headings)}" if hit.headings else "")
         snippet = " ".join(hit.text.split())
         click.echo(f"   {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
