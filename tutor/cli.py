@@ -22,6 +22,7 @@ notes_option = click.option(  # every command that reads a vault takes it the sa
 LAZY_COMMANDS: dict[str, str] = {
     "quiz": "tutor.cli_practice:quiz",
     "export": "tutor.cli_practice:export",
+    "eval": "tutor.cli_eval:eval_command",
 }
 
 
@@ -51,11 +52,20 @@ def cli():
 
 @cli.command()
 def prepare():
-    """Prepare the built-in embedding model (done automatically on first use)."""
+    """Prepare the built-in models: embedding model and LLM (otherwise done on first use)."""
     from index.embedder import ensure_default_model
+    from tutor.llm import LLMError
+    from tutor.llm import ensure_default_model as ensure_default_llm
 
     path = _with_fraction_bar("Preparing embedding model", ensure_default_model)
     click.echo(f"Embedding model ready at {path}")
+    try:
+        path = _with_fraction_bar(
+            "Assembling the built-in LLM", lambda progress: ensure_default_llm(lambda done, total: progress("", done / total))
+        )
+    except LLMError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"LLM ready at {path}")
 
 
 @cli.command()
