@@ -1,0 +1,355 @@
+"""Generated distractors and questions with a queued fake chat model and the fake embedder:
+every check rejects what it should, retries ask only for what is missing, letters follow their
+options through the shuffle, and stored items go stale when a cited section changes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from pydantic import Field
+
+from index.embedder import get_embedder
+from index.home import index_dir
+from index.store import Store
+from index.sync import sync
+from tests.conftest import write_note
+from tutor.practice import prompts
+from tutor.practice.checks import Candidate, Checker, IndexTerms, Target, names
+from tutor.practice.generate import Generator
+from tutor.practice.generated import Citation, GeneratedStore, stale
+
+EMR_QUESTION = """**Question:** A company must run nightly Apache Spark batch jobs over terabytes of data stored in Amazon S3. Which service should process the data?
+
+**Options:**
+
+- A) Amazon Kinesis Data Streams
+- B) Amazon EMR
+- C) Amazon QuickSight
+
+**정답: B) Amazon EMR**
+
+💡 추가 설명:
+
+- **Amazon Kinesis Data Streams** - 실시간 스트리밍 수집 서비스로 배치 처리와 무관
+- **Amazon QuickSight** - BI 대시보드 서비스"""
+
+GLUE_QUESTION = """**Question:** Which actions keep the AWS Glue Data Catalog current and avoid reprocessing old files? (Select 2)
+
+**Options:**
+
+- A) Run an AWS Glue crawler on a schedule
+- B) Enable AWS Glue job bookmarks on the ETL job
+- C) Write an AWS Lambda function that renames the files
+
+**정답: A, B**"""
+
+EMR_TEXT = ("Amazon EMR은 Apache Spark와 Hadoop 클러스터로 S3 데이터의 대규모 배치 처리를 실행하는 관리형 "
+            "빅데이터 서비스다. 작업이 끝나면 클러스터를 종료하는 transient 클러스터와 Spot 인스턴스로 비용을 줄인다. "
+            "EMR은 노드 유형으로 primary, core, task 노드를 쓴다.")
+
+
+class QueuedChat(FakeListChatModel):
+    """Replies in order, records every conversation, and fails if called once too often."""
+
+    seen: list = Field(default_factory=list)
+
+    def _call(self, messages, stop=None, run_manager=None, **kwargs):
+        if len(self.seen) >= len(self.responses):
+            raise AssertionError(f"called {len(self.seen) + 1} times, {len(self.responses)} replies queued")
+        self.seen.append(list(messages))
+        return super()._call(messages, stop, run_manager, **kwargs)
+
+
+def reply(*texts, source=1) -> str:
+    return json.dumps({"distractors": [{"text": t, "reason": f"{t}는 이 문제와 맞지 않는다", "source": source} for t in texts]},
+                      ensure_ascii=False)
+
+
+@pytest.fixture
+def vault(tmp_path, fake_embedder):
+    root = tmp_path / "vault"
+    write_note(root, "emr.md", "emr", {"Amazon EMR": EMR_TEXT, "📝 관련 문제": EMR_QUESTION},
+               tags=("service/emr", "service/s3"))
+    write_note(root, "glue.md", "glue", {
+        "AWS Glue": "AWS Glue는 서버리스 ETL 서비스로 Data Catalog, crawler, job bookmarks를 제공한다. 배치 ETL에 쓴다.",
+        "📝 관련 문제": GLUE_QUESTION,
+    }, tags=("service/glue",))
+    write_note(root, "athena.md", "athena", {"Amazon Athena": "Amazon Athena는 S3 데이터를 SQL로 조회하는 서버리스 쿼리 서비스다."},
+               tags=("service/athena", "service/s3"))
+    write_note(root, "redshift.md", "redshift", {"Amazon Redshift": "Amazon Redshift는 페타바이트 규모 데이터 웨어하우스다."},
+               tags=("service/redshift",))
+    sync(root, Store(index_dir(root)), get_embedder())
+    return root
+
+
+def generator(vault, *replies, seed=0) -> Generator:
+    return Generator(vault, QueuedChat(responses=list(replies)), seed=seed)
+
+
+def last_prompt(gen: Generator) -> str:
+    return gen.model.seen[-1][-1].content
+
+
+BAD = [
+    ("Amazon EMR", "correct"),  # the answer itself
+    ("amazon  EMR.", "correct"),  # the answer, differently typed
+    ("EMR", "correct"),  # the answer's name without 'Amazon'
+    ("Amazon Kinesis Data Streams", "existing"),  # already an option
+    ("Amazon QuantumStore", "unknown"),  # a service no note knows
+    ("AWS Glue, which runs serverless ETL jobs on a fully managed Apache Spark environment", "giveaway"),  # too long
+    ("Always Amazon Athena", "giveaway"),  # an absolute word the answer does not have
+    ("Glue for Apache Spark batch jobs", "giveaway"),  # repeats the stem's phrase
+]
+
+
+@pytest.mark.parametrize("bad, kind", BAD)
+def test_each_check_rejects_and_the_retry_asks_only_for_the_missing(vault, bad, kind):
+    gen = generator(vault, reply(bad, "AWS Glue", "Amazon Athena"), reply("Amazon Redshift"))
+    result = gen.distractors(gen.find_question("emr#1"))
+
+    assert [(r.text, r.kind) for r in result.rejected] == [(bad, kind)]
+    new = {text for letter, text in result.question.options.items() if letter not in result.question.answer}
+    assert new == {"AWS Glue", "Amazon Athena", "Amazon Redshift"}
+    assert (result.missing, result.calls, result.first_try) == (0, 2, False)
+    retry = last_prompt(gen)
+    assert "Write 1 more distractors" in retry
+    assert repr(bad) in retry and result.rejected[0].reason in retry
+
+
+def test_duplicates_and_bad_citations_are_rejected(vault):
+    gen = generator(vault, reply("AWS Glue", "AWS Glue", "Amazon Athena"),
+                    json.dumps({"distractors": [{"text": "Amazon Redshift", "reason": "웨어하우스", "source": 99}]}),
+                    reply("Amazon Redshift"))
+    result = gen.distractors(gen.find_question("emr#1"))
+    assert [r.kind for r in result.rejected] == ["duplicate", "source"]
+    assert "[99]" in result.rejected[1].reason
+    assert (result.missing, result.calls) == (0, 3)
+
+
+def test_invalid_json_is_retried_with_the_same_count(vault):
+    gen = generator(vault, "Sure! Here are three distractors: Glue, Athena, Redshift",
+                    reply("AWS Glue", "Amazon Athena", "Amazon Redshift"))
+    result = gen.distractors(gen.find_question("emr#1"))
+    assert [r.kind for r in result.rejected] == ["invalid"]
+    assert "not valid JSON" in last_prompt(gen) and "exactly 3 distractors" in last_prompt(gen)
+    assert (result.missing, result.calls) == (0, 2)
+
+
+def test_retries_are_bounded_and_nothing_is_padded(vault):
+    gen = generator(vault, reply("Amazon EMR", "AWS Glue", "EMR"), reply("Amazon EMR", "Amazon EMR"),
+                    reply("Amazon QuantumStore", "EMR"))
+    result = gen.distractors(gen.find_question("emr#1"))
+    assert result.calls == 3 and result.missing == 2
+    assert sorted(result.question.options.values()) == ["AWS Glue", "Amazon EMR"]
+    assert [r.kind for r in result.rejected] == ["correct", "correct", "correct", "correct", "unknown", "correct"]
+    assert "Write 2 more distractors" in last_prompt(gen)
+
+
+def test_letters_and_explanations_follow_their_options_through_the_shuffle(vault):
+    good = reply("Amazon Athena", "Amazon Redshift", "Amazon QuickSight")
+    gen = generator(vault, *[good] * 12, seed=3)
+    record = gen.find_question("glue#1")
+    correct = {record.question.options[a] for a in record.question.answer}
+    answers = set()
+    for _ in range(12):
+        q = gen.distractors(record).question
+        assert {q.options[a] for a in q.answer} == correct
+        assert list(q.options) == list("ABCDE")
+        for letter, text in q.options.items():
+            if letter in q.answer:
+                assert "노트의 정답" in q.explanations[letter]
+            else:
+                assert q.explanations[letter].startswith(f"{text}는 이 문제와 맞지 않는다 (근거: ")
+        answers.add(q.answer)
+    assert len(answers) > 3  # the correct options really move around
+
+
+def test_sources_exclude_the_question_itself_and_are_cited(vault):
+    gen = generator(vault, reply("AWS Glue", "Amazon Athena", "Amazon Redshift"))
+    result = gen.distractors(gen.find_question("emr#1"))
+    sources = gen.model.seen[0][1].content.split("Question:")[0]
+    assert "[1] " in sources and "emr.md › emr 노트 > 📝 관련 문제" not in sources
+    assert result.citations[0] == Citation("emr.md", ("emr 노트", "📝 관련 문제"))
+    cited = {c.note for c in result.citations[1:]}
+    assert cited and cited <= {"emr.md", "glue.md", "athena.md", "redshift.md"}
+
+
+def question_reply(stem, options) -> str:
+    return json.dumps({"stem": stem, "options": [
+        {"text": t, "correct": c, "explanation": f"{t} 설명", "source": 1 if c else 2} for t, c in options]},
+        ensure_ascii=False)
+
+
+def test_new_question_checks_its_options_and_fills_what_failed(vault):
+    written = question_reply(
+        "A team runs nightly Spark jobs over data in S3 and wants to cut cost. Which service fits?",
+        [("Amazon EMR with transient clusters and Spot instances", True), ("AWS Glue", False),
+         ("Amazon Athena", False), ("Amazon QuantumStore", False)])
+    gen = generator(vault, written, reply("Amazon Redshift", source=2))
+    result = gen.question("emr", "Amazon EMR")
+    q = result.question
+    assert [q.options[a] for a in q.answer] == ["Amazon EMR with transient clusters and Spot instances"]
+    assert set(q.options.values()) - {q.options[q.answer[0]]} == {"AWS Glue", "Amazon Athena", "Amazon Redshift"}
+    assert [r.kind for r in result.rejected] == ["unknown"]
+    assert "Write 1 more distractors" in last_prompt(gen)
+    assert result.citations[0] == Citation("emr.md", ("emr 노트", "Amazon EMR"))
+    assert "(근거: emr.md › emr 노트 > Amazon EMR)" in q.explanations[q.answer[0]]
+    assert result.source_question is None and result.missing == 0
+
+
+@pytest.mark.parametrize("stem, correct, problem", [
+    ("Which service stores petabytes for BI?", "Amazon Redshift", "does not say so"),
+    ("Why is Amazon EMR with Spot instances cheap?", "Amazon EMR with Spot instances", "stem contains the answer"),
+])
+def test_new_question_with_a_bad_answer_is_rewritten(vault, stem, correct, problem):
+    bad = question_reply(stem, [(correct, True), ("AWS Glue", False), ("Amazon Athena", False)])
+    good = question_reply("Which service runs nightly Spark batch jobs on clusters?",
+                          [("Amazon EMR", True), ("AWS Glue", False), ("Amazon Athena", False), ("Amazon Redshift", False)])
+    gen = generator(vault, bad, good)
+    result = gen.question("emr.md", "Amazon EMR")
+    assert problem in result.rejected[0].reason and result.rejected[0].kind == "question"
+    assert problem in last_prompt(gen)
+    assert result.question.options[result.question.answer[0]] == "Amazon EMR"
+
+
+def test_new_question_from_a_random_prose_section_skips_the_questions(vault):
+    good = question_reply("Which service runs nightly Spark batch jobs on clusters?",
+                          [("Amazon EMR", True), ("AWS Glue", False), ("Amazon Athena", False), ("Amazon Redshift", False)])
+    gen = generator(vault, good)
+    assert gen.question("emr").citations[0].headings == ("emr 노트", "Amazon EMR")
+
+
+def test_names_and_known_terms(vault):
+    assert names("Use Amazon Kinesis Data Streams with SSE-KMS") == [("amazon", "kinesis", "data", "streams"), ("sse", "kms")]
+    assert names("Partition the data by date") == []
+    terms = IndexTerms(Store(index_dir(vault)))
+    assert terms.knows(("amazon", "emr")) and terms.knows(("aws", "glue", "data", "catalog"))
+    assert not terms.knows(("amazon", "quantumstore"))
+    assert terms.is_service(("amazon", "emr", "cluster")) and not terms.is_service(("apache", "spark"))
+
+
+def test_paraphrase_by_embedding_but_not_when_names_differ(vault):
+    checker = Checker(IndexTerms(Store(index_dir(vault))), get_embedder())
+    answer = "Run the nightly Spark batch jobs on an Amazon EMR cluster"
+    assert checker.same_meaning("Run the nightly Spark batch jobs on Amazon EMR clusters", answer).startswith("cosine")
+    assert checker.same_meaning("Amazon EC2 T3 instances", "Amazon EC2 Inf2 instances") is None
+    target = Target("Which service?", (answer,), (), 1)
+    kept, rejected = checker.review([Candidate("Run the nightly Spark batch jobs on Amazon EMR clusters", "", 1)], target)
+    assert not kept and rejected[0].kind == "correct"
+
+
+def test_prompts_refuse_missing_values():
+    with pytest.raises(prompts.PromptError, match=r"\$count"):
+        prompts.render(prompts.RETRY, rejected="- x")
+    assert "Write 2 more" in prompts.render(prompts.RETRY, rejected="- x", count=2)
+
+
+# -- stored items -----------------------------------------------------------------------------
+
+def saved_variant(vault):
+    gen = generator(vault, reply("AWS Glue", "Amazon Athena", "Amazon Redshift"))
+    result = gen.distractors(gen.find_question("emr#1"))
+    store = GeneratedStore()
+    store.save(vault, result.question, result.citations, result.source_question, result.origin)
+    return store, result
+
+
+def reindex(vault):
+    sync(vault, Store(index_dir(vault)), get_embedder())
+
+
+def test_records_for_the_quiz(vault):
+    store, result = saved_variant(vault)
+    [record] = store.records(vault)
+    assert record.id == result.id and record.id.startswith("gen-")
+    assert record.question == result.question and record.note == "emr.md"
+    cited = {c.note for c in result.citations}
+    assert "service/emr" in record.tags and ("service/athena" in record.tags) == ("athena.md" in cited)
+    assert store.records(vault, tags=("service/emr",)) == [record]
+    assert store.records(vault, tags=("service/dynamodb",)) == []
+    assert store.drop(record.id) and store.records(vault) == []
+
+
+def test_editing_another_section_keeps_the_item_fresh(vault):
+    store, result = saved_variant(vault)
+    cited = {c.note for c in result.citations}
+    uncited = next(name for name in ("athena", "redshift") if f"{name}.md" not in cited)
+    write_note(vault, f"{uncited}.md", uncited, {"Edited": "Amazon DynamoDB는 NoSQL 데이터베이스다."})
+    reindex(vault)
+    assert stale(vault, Store(index_dir(vault))) == []
+    assert [r.id for r in store.records(vault)] == [result.id]
+
+
+def test_editing_a_cited_section_makes_the_item_stale(vault):
+    store, result = saved_variant(vault)
+    write_note(vault, "emr.md", "emr", {"Amazon EMR": EMR_TEXT, "📝 관련 문제": EMR_QUESTION.replace("nightly", "hourly")},
+               tags=("service/emr", "service/s3"))
+    reindex(vault)
+    [item] = stale(vault, Store(index_dir(vault)))
+    assert item.id == result.id
+    assert item.problems == ("emr.md › emr 노트 > 📝 관련 문제 changed",)
+    assert store.records(vault) == []  # stale items are never practised
+
+
+def test_a_removed_note_makes_its_items_stale(vault):
+    store, result = saved_variant(vault)
+    (vault / "emr.md").unlink()
+    reindex(vault)
+    [item] = store.stale(vault)
+    assert "emr.md › emr 노트 > 📝 관련 문제 was removed" in item.problems
+
+
+def test_cli_distractors_json_and_stale_drop(vault, monkeypatch):
+    from tutor import llm
+    from tutor.cli import cli
+
+    fake = QueuedChat(responses=[reply("AWS Glue", "Amazon Athena", "Amazon Redshift")])
+    monkeypatch.setattr(llm, "get_chat_model", lambda spec=None, **opts: fake)
+    run = CliRunner().invoke(cli, ["generate", "distractors", "--question", "emr#1", "--json", "--notes", str(vault)])
+    assert run.exit_code == 0, run.output
+    data = json.loads(run.output)
+    assert set(data) == {"id", "stem", "options", "answer", "explanations", "citations", "source_question",
+                         "rejected", "missing", "saved"}
+    assert data["source_question"] == "emr#1" and data["missing"] == 0 and data["rejected"] == []
+    assert [data["options"][a] for a in data["answer"]] == ["Amazon EMR"]
+    assert all(set(c) == {"note", "heading"} for c in data["citations"])
+    assert [r.id for r in GeneratedStore().records(vault)] == [data["id"]]
+
+    write_note(vault, "emr.md", "emr", {"Amazon EMR": EMR_TEXT, "📝 관련 문제": EMR_QUESTION + "\n- 추가"},
+               tags=("service/emr", "service/s3"))
+    reindex(vault)
+    run = CliRunner().invoke(cli, ["generate", "stale", "--drop", "--json", "--notes", str(vault)])
+    assert run.exit_code == 0, run.output
+    [entry] = json.loads(run.output)
+    assert entry["id"] == data["id"] and entry["dropped"] is True
+    assert entry["problems"] == ["emr.md › emr 노트 > 📝 관련 문제 changed"]
+    assert GeneratedStore().items(vault) == []
+
+
+def test_cli_unknown_question_says_what_to_do(vault, monkeypatch):
+    from tutor import llm
+    from tutor.cli import cli
+
+    monkeypatch.setattr(llm, "get_chat_model", lambda spec=None, **opts: QueuedChat(responses=["{}"]))
+    run = CliRunner().invoke(cli, ["generate", "distractors", "--question", "emr#2", "--notes", str(vault)])
+    assert run.exit_code == 1
+    assert "No question 'emr#2'" in run.output and "emr#1" in run.output
+
+
+def test_evaluate_generation_reports_the_checks(vault, monkeypatch):
+    from tutor import llm
+    from tutor.generate_eval import evaluate_generation
+
+    fake = QueuedChat(responses=[reply("EMR", "AWS Glue", "Amazon Athena"), reply("Amazon Redshift"),
+                                 reply("Amazon Athena", "Amazon Redshift", "Amazon QuantumStore"),
+                                 reply("Amazon QuantumStore"), reply("Amazon QuantumStore")])
+    monkeypatch.setattr(llm, "get_chat_model", lambda spec=None, **opts: fake)
+    report = evaluate_generation(vault)
+    assert report["questions"] == 2 and report["distractors_requested"] == 6
+    assert report["valid_after_retries"] == 0.5 and report["valid_first_try"] == 0.0
+    assert report["rejected_by_check"] == {"correct": 1, "unknown": 3}
+    assert report["equal_to_correct"] == 0 and report["distractors_generated"] == 5
+    assert report["incomplete"][0]["question"] == "glue#1" and report["incomplete"][0]["missing"] == 1
+    assert report["human_options_flagged"]["checked"] == 3

@@ -1,0 +1,1 @@
+"""Practice: quiz the vault's questions, remember the results, export them."""

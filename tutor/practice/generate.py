@@ -1,0 +1,415 @@
+"""New practice options from the notes: distractor variants of a question, and new questions.
+
+Every option is grounded (the model sees numbered note sections and must cite one) and checked
+(`checks.py`); rejected options go back to the model with the reason, for the missing count
+only, a bounded number of times. What could not be generated is reported, never padded.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from index.note import Question, QuestionRecord
+from tutor.llm import LLMError
+from tutor.practice import prompts
+from tutor.practice.checks import Candidate, Checker, IndexTerms, Rejection, Target, normalized
+from tutor.practice.generated import Citation, GeneratedItem, generated_id
+
+if TYPE_CHECKING:  # pragma: no cover
+    from index.embedder import Embedder
+    from langchain_core.language_models import BaseChatModel
+
+DEFAULT_N = 3
+RETRIES = 2  # after the first answer: three model calls at most per variant
+MAX_SOURCES = 5
+SOURCE_CHARS = 360  # per related source: the prompt stays near 1,500 tokens (about 12 s on 2 cores)
+SECTION_CHARS = 1500  # the section a new question is written from
+MIN_SECTION_CHARS = 120  # Korean prose is dense: two or three sentences
+LETTERS = "ABCDEFGH"  # what the note parser reads back
+
+
+class GenerationError(Exception):
+    """Nothing usable could be generated, or the input cannot be found; the message says what to do."""
+
+
+def chat_model(spec: str | None = None) -> "BaseChatModel":
+    """Warmer than chat: retries should not repeat the rejected options."""
+    from tutor.llm import get_chat_model
+
+    return get_chat_model(spec, temperature=0.6, max_tokens=700)
+
+
+@dataclass(frozen=True)
+class Source:
+    number: int
+    citation: Citation
+    text: str
+
+    def prompt(self, chars: int = SOURCE_CHARS) -> str:
+        text = " ".join(self.text.split())
+        text = text if len(text) <= chars else text[:chars].rsplit(" ", 1)[0] + " …"
+        return f"[{self.number}] {self.citation.note} › {self.citation.heading}\n{text}"
+
+
+@dataclass
+class Run:
+    """What one generation cost and what it threw away."""
+
+    rejected: list[Rejection] = field(default_factory=list)
+    missing: int = 0  # wrong options asked for that no candidate survived the checks for
+    calls: int = 0
+    first_try: bool = False  # every requested option passed on the first call
+
+
+@dataclass
+class Generated:
+    """A complete question (kept or new correct options + checked wrong ones) and its report."""
+
+    vault: Path
+    question: Question
+    citations: list[Citation]
+    source_question: str | None
+    origin: dict
+    rejected: list[Rejection]
+    missing: int
+    calls: int
+    first_try: bool
+    seconds: float
+
+    @property
+    def id(self) -> str:
+        return generated_id(self.vault, self.question)
+
+    def to_json(self) -> dict:
+        q = self.question
+        return {
+            "id": self.id, "stem": q.stem, "options": dict(q.options), "answer": list(q.answer),
+            "explanations": dict(q.explanations), "citations": [c.to_json() for c in self.citations],
+            "source_question": self.source_question,
+            "rejected": [r.to_json() for r in self.rejected], "missing": self.missing,
+        }
+
+
+class Generator:
+    """One vault's index, retriever, checks and chat model, reused across many generations."""
+
+    def __init__(self, vault: Path, model: "BaseChatModel", embedder: "Embedder | None" = None,
+                 retries: int = RETRIES, seed: int | None = None):
+        from tutor.retrieve import Retriever
+
+        self.vault = Path(vault)
+        self.retriever = Retriever(self.vault, embedder)
+        self.index = self.retriever.store
+        self.terms = IndexTerms(self.index)
+        self.checker = Checker(self.terms, self.retriever.embedder)
+        self.model, self.retries, self.rng = model, retries, random.Random(seed)
+
+    def find_question(self, question_id: str) -> QuestionRecord:
+        records = {r.id: r for r in self.index.questions()}
+        if question_id in records:
+            return records[question_id]
+        import difflib
+
+        close = difflib.get_close_matches(question_id, list(records), n=3, cutoff=0.4)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise GenerationError(
+            f"No question {question_id!r} in {self.vault} ({len(records)} questions; ids look like "
+            f"'note-name#1').{hint} Run 'tutor index' if you just added it."
+        )
+
+    # -- distractor variants -------------------------------------------------------------------
+    def distractors(self, record: QuestionRecord, n: int = DEFAULT_N) -> Generated:
+        """A variant of `record`: its correct options kept word for word, `n` new wrong ones."""
+        started, run = time.perf_counter(), Run()
+        q = record.question
+        if not 1 <= n <= len(LETTERS) - len(q.answer):
+            raise GenerationError(f"--n must be 1-{len(LETTERS) - len(q.answer)} for {record.id}")
+        own = Citation(record.note, q.headings)
+        correct = [q.options[letter] for letter in q.answer]
+        sources = self._related(q.stem + "\n" + "\n".join(correct), record.note, record.tags, own)
+        target = Target(q.stem, tuple(correct), tuple(q.options.values()), len(sources))
+        messages = _messages(prompts.DISTRACTOR_SYSTEM, prompts.render(
+            prompts.DISTRACTOR_REQUEST, sources="\n\n".join(s.prompt() for s in sources), stem=q.stem,
+            correct=_listed(correct), existing=_listed(q.options.values()), count=n,
+        ))
+        accepted = self._fill(messages, target, n, [], run, calls=1 + self.retries, first=True)
+        kept = [
+            (q.options[letter], q.explanations.get(letter) or f"노트의 정답입니다 ({own.note} › {own.heading})", own, True)
+            for letter in q.answer
+        ]
+        origin = {"kind": "distractors", "question": record.id, "n": n}
+        return self._finish(run, q.stem, kept, accepted, sources, own, record.id, origin, started)
+
+    def _related(self, query: str, note: str, tags: tuple[str, ...], own: Citation) -> list[Source]:
+        """Sections on the topic anywhere, then sections of other notes on the same services."""
+        exclude = ((own.note, own.headings),)
+        topic = self.retriever.search(query, k=3, exclude=exclude)
+        services = tuple(t for t in tags if t.startswith("service/"))
+        neighbours = self.retriever.search(query, k=3, tags=services, exclude=((note, ()),)) if services else []
+        mixed = [h for pair in zip(topic, neighbours) for h in pair] + topic[len(neighbours):] + neighbours[len(topic):]
+        sources: list[Source] = []
+        seen = {(own.note, own.headings)}
+        for hit in mixed:
+            if (hit.note, hit.headings) not in seen and len(sources) < MAX_SOURCES:
+                seen.add((hit.note, hit.headings))
+                sources.append(Source(len(sources) + 1, Citation(hit.note, hit.headings), hit.text))
+        return sources
+
+    def _fill(self, messages: list, target: Target, want: int, accepted: list[Candidate], run: Run,
+              calls: int, first: bool) -> list[Candidate]:
+        """Ask until `want` candidates pass or `calls` run out; each call asks only for the missing count."""
+        while len(accepted) < want and calls > 0:
+            count, calls = want - len(accepted), calls - 1
+            run.calls += 1
+            try:
+                reply = _invoke(self.model, _schemas().distractors(count), messages)
+            except _Junk as exc:
+                run.rejected.append(Rejection("", f"the answer was not valid JSON for the form: {exc}", "invalid"))
+                messages.append(_human(prompts.render(prompts.INVALID, error=str(exc), count=count)))
+                first = False
+                continue
+            candidates = [Candidate(d.text.strip(), d.reason.strip(), d.source) for d in reply.distractors]
+            kept, bad = self.checker.review(candidates, target, accepted)
+            accepted = [*accepted, *kept[:count]]
+            run.rejected += bad
+            run.first_try = first and not bad
+            first = False
+            if len(accepted) < want:
+                messages += [_ai(reply.model_dump_json()), _retry(bad, want - len(accepted))]
+        run.missing = want - len(accepted)
+        return accepted
+
+    def _finish(self, run: Run, stem: str, kept: list, accepted: list[Candidate], sources: list[Source],
+                own: Citation, source_question: str | None, origin: dict, started: float) -> Generated:
+        """Shuffle kept correct options and new wrong ones together; letters follow their options."""
+        new = []
+        for c in accepted:
+            cited = sources[c.source - 1].citation
+            new.append((c.text, f"{c.reason} (근거: {cited.note} › {cited.heading})", cited, False))
+        options = kept + new
+        self.rng.shuffle(options)
+        letters = LETTERS[: len(options)]
+        explanations = {letter: why for letter, (_, why, _, _) in zip(letters, options)}
+        question = Question(
+            stem=stem,
+            options={letter: text for letter, (text, _, _, _) in zip(letters, options)},
+            answer=tuple(letter for letter, option in zip(letters, options) if option[3]),
+            explanations=explanations,
+            explanation="\n".join(f"{letter}) {why}" for letter, why in explanations.items()),
+            headings=own.headings,
+            number=0,
+        )
+        citations = list(dict.fromkeys([own, *(cited for _, _, cited, _ in new)]))
+        return Generated(self.vault, question, citations, source_question, origin, run.rejected, run.missing,
+                         run.calls, run.first_try, round(time.perf_counter() - started, 2))
+
+    # -- new questions -------------------------------------------------------------------------
+    def question(self, note: str, heading: str | None = None, n: int = DEFAULT_N) -> Generated:
+        """A new question answerable from one section of `note` alone, with `n` checked wrong options."""
+        started, run = time.perf_counter(), Run()
+        section = Source(1, *self._section(note, heading))
+        own = section.citation
+        tags = self._note_tags(own.note)
+        related = self._related(own.heading + "\n" + section.text[:600], own.note, tags, own)
+        sources = [section, *(Source(i, s.citation, s.text) for i, s in enumerate(related[: MAX_SOURCES - 1], 2))]
+        messages = _messages(prompts.QUESTION_SYSTEM, prompts.render(
+            prompts.QUESTION_REQUEST, note=own.note, heading=own.heading,
+            section=section.prompt(SECTION_CHARS).split("\n", 1)[1],
+            sources="\n\n".join(s.prompt() for s in sources[1:]) or "(none)", correct_count=1, count=n,
+        ))
+        written = self._write_question(messages, section, run)
+        correct = [o for o in written.options if o.correct]
+        target = Target(written.stem, tuple(o.text.strip() for o in correct), (), len(sources))
+        wrong = [Candidate(o.text.strip(), o.explanation.strip(), o.source) for o in written.options if not o.correct]
+        accepted, bad = self.checker.review(wrong, target)
+        accepted, run.rejected = accepted[:n], run.rejected + bad
+        run.first_try = run.calls == 1 and not bad and len(accepted) == n
+        if len(accepted) < n:
+            messages += [_ai(written.model_dump_json()), _retry(bad, n - len(accepted))]
+            accepted = self._fill(messages, target, n, accepted, run, calls=self.retries, first=False)
+        kept = [(o.text.strip(), f"{o.explanation.strip()} (근거: {own.note} › {own.heading})", own, True) for o in correct]
+        origin = {"kind": "question", "note": own.note, "headings": list(own.headings), "n": n}
+        return self._finish(run, written.stem.strip(), kept, accepted, sources, own, None, origin, started)
+
+    def _write_question(self, messages: list, section: Source, run: Run) -> Any:
+        for _ in range(1 + self.retries):
+            run.calls += 1
+            try:
+                written = _invoke(self.model, _schemas().NewQuestion, messages)
+            except _Junk as exc:
+                run.rejected.append(Rejection("", f"the answer was not valid JSON for the form: {exc}", "invalid"))
+                messages.append(_human(prompts.render(prompts.QUESTION_RETRY, problem=f"not valid JSON ({exc})")))
+                continue
+            problem = self._question_problem(written, section)
+            if not problem:
+                return written
+            run.rejected.append(Rejection(written.stem, problem, "question"))
+            messages += [_ai(written.model_dump_json()), _human(prompts.render(prompts.QUESTION_RETRY, problem=problem))]
+        reasons = "; ".join(r.reason for r in run.rejected[-3:])
+        raise GenerationError(
+            f"No usable question from {section.citation.note} › {section.citation.heading} after {run.calls} "
+            f"tries ({reasons}). Try another --heading, or a larger model with --llm."
+        )
+
+    def _question_problem(self, written: Any, section: Source) -> str | None:
+        correct = [o.text.strip() for o in written.options if o.correct]
+        if not written.stem.strip():
+            return "the stem is empty"
+        if not correct:
+            return "no option is marked correct"
+        if len(correct) == len(written.options) or len(correct) > 3:
+            return f"{len(correct)} of {len(written.options)} options are marked correct; mark one or two"
+        stem = normalized(written.stem)
+        for text in correct:
+            if len(normalized(text)) >= 8 and normalized(text) in stem:
+                return f"the stem contains the answer {text!r}"
+            if not self.checker.supported(text, section.text):
+                return f"{text!r} is marked correct, but section [1] does not say so"
+        for i, text in enumerate(correct):
+            for other in correct[i + 1:]:
+                if self.checker.same_meaning(text, other):
+                    return f"the correct options {text!r} and {other!r} say the same thing"
+        return None
+
+    def _note_tags(self, path: str) -> tuple[str, ...]:
+        with self.index.connect() as con:
+            row = con.execute("SELECT tags FROM notes WHERE path = ?", [path]).fetchone()
+        return tuple(json.loads(row[0])) if row else ()
+
+    def _section(self, note: str, heading: str | None) -> tuple[Citation, str]:
+        """The section's text as indexed (so its hash is what was read), chunk overlaps removed."""
+        path = _note_path(self.vault, note)
+        with self.index.connect() as con:
+            rows = con.execute("SELECT headings, text FROM chunks WHERE path = ? ORDER BY ordinal", [path]).fetchall()
+            row = con.execute("SELECT questions FROM notes WHERE path = ?", [path]).fetchone()
+        if not rows:
+            raise GenerationError(f"No indexed note {path!r} in {self.vault}: give its path inside the vault, "
+                                  "or run 'tutor index' if it is new")
+        sections: dict[tuple[str, ...], list[str]] = {}
+        for headings, text in rows:
+            sections.setdefault(tuple(json.loads(headings)), []).append(text)
+        if heading:
+            wanted = heading.strip().casefold()
+            found = [h for h in sections if wanted in (" > ".join(h).casefold(), h[-1].casefold() if h else "")]
+            if not found:
+                raise GenerationError(f"No heading {heading!r} in {path}; its headings: "
+                                      + "; ".join(" > ".join(h) for h in sections if h))
+            return Citation(path, found[0]), _joined(sections[found[0]])
+        asked = {tuple(q["headings"]) for q in json.loads(row[0])} if row else set()
+        eligible = [h for h in sections if not any(h[: len(a)] == a for a in asked)
+                    and len(_joined(sections[h])) >= MIN_SECTION_CHARS]
+        if not eligible:
+            raise GenerationError(f"{path} has no section of {MIN_SECTION_CHARS}+ characters outside its "
+                                  "questions; name one with --heading")
+        chosen = self.rng.choice(eligible)
+        return Citation(path, chosen), _joined(sections[chosen])
+
+    # -- stale items -----------------------------------------------------------------------------
+    def regenerate(self, item: GeneratedItem) -> Generated:
+        """Ask again what produced `item`, from the notes as they are now."""
+        origin = item.origin
+        if origin.get("kind") == "distractors":
+            return self.distractors(self.find_question(origin["question"]), origin.get("n", DEFAULT_N))
+        if origin.get("kind") == "question":
+            headings = origin["headings"]
+            return self.question(origin["note"], " > ".join(headings) if headings else None, origin.get("n", DEFAULT_N))
+        raise GenerationError(f"{item.id} does not say how it was made; drop it with 'tutor generate stale --drop'")
+
+
+class _Junk(Exception):
+    """The model's answer did not validate against the schema: worth another try."""
+
+
+def _invoke(model, schema, messages):
+    from tutor.llm import structured
+
+    try:
+        return structured(model, schema).invoke(messages)
+    except LLMError as exc:
+        import pydantic
+
+        if isinstance(exc.__cause__, pydantic.ValidationError):
+            raise _Junk(str(exc).split(" Try again")[0]) from exc
+        raise
+
+
+@functools.cache
+def _schemas():
+    """The JSON forms the model must fill, built on first use (pydantic is not free to import)."""
+    from types import SimpleNamespace
+
+    from pydantic import BaseModel, Field, create_model
+
+    class Distractor(BaseModel):
+        text: str = Field(description="the wrong option, the same kind of thing as the correct options")
+        reason: str = Field(description="one line in Korean: why it is wrong here")
+        source: int = Field(description="number of the source the reason rests on")
+
+    class NewOption(BaseModel):
+        text: str
+        correct: bool
+        explanation: str = Field(description="one line in Korean: why it is right or wrong")
+        source: int = Field(description="number of the source the explanation rests on; 1 for correct options")
+
+    class NewQuestion(BaseModel):
+        stem: str
+        options: list[NewOption] = Field(min_length=3, max_length=len(LETTERS))
+
+    @functools.cache
+    def distractors(count: int) -> type[BaseModel]:
+        return create_model("Distractors", distractors=(list[Distractor], Field(min_length=count, max_length=count)))
+
+    return SimpleNamespace(distractors=distractors, NewQuestion=NewQuestion)
+
+
+def _retry(rejected: list[Rejection], count: int):
+    lines = "\n".join(f"- {r.text!r}: {r.reason}" for r in rejected) or "- (none were rejected; too few were given)"
+    return _human(prompts.render(prompts.RETRY, rejected=lines, count=count))
+
+
+def _messages(system: str, user: str) -> list:
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    return [SystemMessage(system), HumanMessage(user)]
+
+
+def _human(text: str):
+    from langchain_core.messages import HumanMessage
+
+    return HumanMessage(text)
+
+
+def _ai(text: str):
+    from langchain_core.messages import AIMessage
+
+    return AIMessage(text)
+
+
+def _listed(options) -> str:
+    return "; ".join(f'"{o}"' for o in options)
+
+
+def _note_path(vault: Path, note: str) -> str:
+    """'athena-serverless-query', 'athena-serverless-query.md' or a file path -> the vault path."""
+    path = Path(note).expanduser()
+    if path.is_absolute() or path.exists():
+        try:
+            return path.resolve().relative_to(vault.resolve()).as_posix()
+        except ValueError:
+            raise GenerationError(f"{note} is not inside the vault {vault}") from None
+    posix = path.as_posix()
+    return posix if posix.endswith((".md", ".markdown")) else posix + ".md"
+
+
+def _joined(texts: list[str]) -> str:
+    """Consecutive chunks of a section overlap; keep each overlapping run once."""
+    out = texts[0]
+    for text in texts[1:]:
+        overlap = next((k for k in range(min(len(out), len(text)), 0, -1) if out.endswith(text[:k])), 0)
+        out += text[overlap:] if overlap else "\n" + text
+    return out
