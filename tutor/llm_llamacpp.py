@@ -10,16 +10,22 @@ serialises calls to it, streams, and keeps the prompt prefix cached between turn
 Prefix caching, two layers:
 * llama.cpp keeps the KV cache of the previous call, and llama-cpp-python reuses its
   longest common token prefix, so with a fixed system prompt each turn only evaluates
-  the new tokens, as long as nothing else ran on the model in between.
-* ``prefix_cache=True`` adds a RAM cache of saved states (``LlamaRAMCache``), so that
-  after another prompt ran in between (a quiz generator with another system prompt, a
-  structured call) the old prefix is restored instead of evaluated again.
+  the new tokens, as long as nothing else ran on the model in between. Always on.
+* ``prefill(system_prompt)`` evaluates a fixed prefix ahead of time and, with
+  ``prefix_cache=True`` (the default), pins its state in RAM. When a later prompt starts
+  with a pinned prefix but the KV cache holds something else (a quiz generator with its
+  own system prompt ran in between), the pinned state is restored instead of evaluating
+  the prefix again. llama-cpp-python's own ``LlamaRAMCache`` is not used: it saves a
+  state after *every* completion, copying the whole logits buffer (n_batch x 152k vocab
+  floats = 311 MB for Qwen) each time - 0.16-1 s per turn measured on a busy 2-core
+  machine - and does not count those copies against its capacity.
 """
 from __future__ import annotations
 
 import os
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
@@ -55,9 +61,9 @@ def _import_llama_cpp():
 
 
 class _Engine:
-    """One loaded ``Llama`` and the lock that serialises its use."""
+    """One loaded ``Llama``, the lock that serialises its use, and its pinned prefixes."""
 
-    def __init__(self, llama: Any, path: Path):
+    def __init__(self, llama: Any, path: Path, cache_bytes: int = DEFAULT_CACHE_BYTES):
         self.llama = llama
         self.path = path
         # A plain Lock, not an RLock: LangChain's async streaming (and Gradio) advance a
@@ -65,38 +71,113 @@ class _Engine:
         # lock at the end of a stream is often not the one that took it.
         self.lock = threading.Lock()
         self.load_seconds = 0.0
+        self.cache_bytes = cache_bytes
+        self.pins: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self.restores = 0
+        self._formatter: Any = None
+
+    # All methods below expect the caller to hold ``self.lock``.
+    def prompt_tokens(self, payload: list[dict[str, str]]) -> list[int]:
+        """The tokens create_chat_completion will evaluate for ``payload`` (same template
+        and tokenizer call as llama-cpp-python's GGUF-template chat handler)."""
+        if self._formatter is None:
+            from llama_cpp import llama_chat_format
+
+            llama = self.llama
+            template = llama.metadata.get("tokenizer.chat_template")
+            if not template:
+                raise LookupError("no chat template in the GGUF")
+
+            def text(tok: int) -> str:
+                return llama.detokenize([tok], special=True).decode("utf-8", "ignore") if tok >= 0 else ""
+
+            self._formatter = llama_chat_format.Jinja2ChatFormatter(
+                template=template, eos_token=text(llama.token_eos()),
+                bos_token=text(llama.token_bos()), stop_token_ids=[llama.token_eos()])
+        result = self._formatter(messages=payload)
+        return self.llama.tokenize(result.prompt.encode("utf-8"),
+                                   add_bos=not result.added_special, special=True)
+
+    def pin_current(self) -> None:
+        """Remember the current KV state (what the last call evaluated) as a prefix."""
+        llama = self.llama
+        key = tuple(int(t) for t in llama.input_ids[: llama.n_tokens])
+        if not key or key in self.pins:
+            return
+        state = llama.save_state()
+        # save_state copies the whole logits buffer; a restored state is re-evaluated
+        # from its last token before sampling (load_state sets _requires_eval), so those
+        # logits are never read. One row keeps load_state's broadcast assignment valid.
+        state.scores = state.scores[-1:].copy()
+        self.pins[key] = state
+        while len(self.pins) > 1 and (
+                len(self.pins) > MAX_PINS
+                or sum(p.llama_state_size for p in self.pins.values()) > self.cache_bytes):
+            self.pins.popitem(last=False)
+
+    def restore_prefix(self, payload: list[dict[str, str]]) -> bool:
+        """Load a pinned state if it covers much more of this prompt than the KV cache."""
+        if not self.pins:
+            return False
+        try:
+            tokens = self.prompt_tokens(payload)
+        except Exception:  # an odd template: simply do without
+            return False
+        llama = self.llama
+        have = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
+        best_key, best = None, 0
+        for key in self.pins:
+            n = _common_prefix(key, tokens)
+            if n > best:
+                best_key, best = key, n
+        if best_key is None or best < have + MIN_RESTORE_GAIN:
+            return False
+        self.pins.move_to_end(best_key)
+        llama.load_state(self.pins[best_key])
+        self.restores += 1
+        return True
+
+
+MAX_PINS = 4
+MIN_RESTORE_GAIN = 32  # tokens: below that, evaluating is as cheap as restoring
+
+
+def _common_prefix(a: Any, b: Any) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 _ENGINES: dict[tuple, _Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def _slim_state_cache(llama_cpp: Any, capacity_bytes: int) -> Any:
-    """An LRU ``LlamaRAMCache`` that does not keep per-state logits.
+def default_threads() -> int:
+    """$TUTOR_LLM_THREADS, else every CPU this process may use.
 
-    ``Llama.save_state`` copies its whole ``scores`` array (n_batch x vocab floats:
-    ~311 MB for Qwen's 152k vocabulary) into every saved state, and LlamaRAMCache does not
-    count those bytes against its capacity, so memory grows by ~0.3 GB per turn. A
-    restored state is always re-evaluated from its last token before sampling
-    (``load_state`` sets ``_requires_eval``), so the logits are never read: keep one row.
+    On an otherwise idle machine all cores is fastest. When other CPU-heavy work runs at
+    the same time, llama.cpp's spinning thread barriers collapse: on a 2-core machine at
+    load ~10, generation ran at 0.7 tok/s with 2 threads and 7.3 tok/s with 1.
     """
-
-    class SlimRAMCache(llama_cpp.LlamaRAMCache):
-        def __setitem__(self, key, value):
-            if getattr(value, "scores", None) is not None and len(value.scores) > 1:
-                value.scores = value.scores[-1:].copy()
-            super().__setitem__(key, value)
-
-    return SlimRAMCache(capacity_bytes=capacity_bytes)
+    env = os.environ.get("TUTOR_LLM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def get_engine(path: Path, n_ctx: int = 4096, n_threads: int | None = None,
-               n_batch: int = 512, prefix_cache: bool = True,
-               cache_bytes: int = DEFAULT_CACHE_BYTES) -> _Engine:
-    """Load (once per process and settings) the GGUF at ``path``."""
+               n_batch: int = 512, cache_bytes: int = DEFAULT_CACHE_BYTES) -> _Engine:
+    """Load (once per process and settings) the GGUF at ``path``. Chat models that differ
+    only in sampling settings share one engine (and its 1-2 GB of memory)."""
     path = Path(path).resolve()
-    n_threads = n_threads or os.cpu_count() or 1
-    key = (str(path), n_ctx, n_threads, n_batch, prefix_cache, cache_bytes)
+    n_threads = n_threads or default_threads()
+    key = (str(path), n_ctx, n_threads, n_batch)
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
         if engine is not None:
@@ -115,9 +196,7 @@ def get_engine(path: Path, n_ctx: int = 4096, n_threads: int | None = None,
         except Exception as e:  # llama_cpp raises ValueError with little detail
             raise LLMError(f"llama.cpp could not load {path}: {e}. Is it a complete GGUF "
                            "file of a model architecture llama.cpp supports?") from e
-        if prefix_cache:
-            llama.set_cache(_slim_state_cache(llama_cpp, cache_bytes))
-        engine = _Engine(llama, path)
+        engine = _Engine(llama, path, cache_bytes)
         engine.load_seconds = time.perf_counter() - t0
         _ENGINES[key] = engine
         return engine
@@ -194,7 +273,7 @@ class LlamaCppChat(BaseChatModel):
 
     def model_post_init(self, __context: Any) -> None:
         self._engine = get_engine(Path(self.model_path), self.n_ctx, self.n_threads,
-                                  self.n_batch, self.prefix_cache, self.cache_bytes)
+                                  self.n_batch, self.cache_bytes)
 
     @property
     def _llm_type(self) -> str:
@@ -233,10 +312,12 @@ class LlamaCppChat(BaseChatModel):
                   **kwargs: Any) -> ChatResult:
         params = self._params(stop, **kwargs)
         t0 = time.perf_counter()
+        payload = [_to_dict(m) for m in messages]
         with self.lock:
+            if self.prefix_cache:
+                self._engine.restore_prefix(payload)
             try:
-                resp = self.llama.create_chat_completion(
-                    messages=[_to_dict(m) for m in messages], **params)
+                resp = self.llama.create_chat_completion(messages=payload, **params)
             except ValueError as e:
                 raise _map_error(e, self.n_ctx) from e
         choice = resp["choices"][0]
@@ -263,6 +344,8 @@ class LlamaCppChat(BaseChatModel):
         chunks = 0
         finish = None
         with self.lock:  # held until the stream is exhausted or closed
+            if self.prefix_cache:
+                self._engine.restore_prefix(payload)
             try:
                 for part in self.llama.create_chat_completion(
                         messages=payload, stream=True, **params):
@@ -296,14 +379,21 @@ class LlamaCppChat(BaseChatModel):
             return list(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def prefill(self, messages: list[BaseMessage] | str) -> float:
-        """Evaluate a fixed prefix (e.g. the system prompt) now, so the first real turn
-        starts from it. Returns the seconds spent. Call it at start-up, off the UI thread."""
+        """Evaluate a fixed prefix now (e.g. the system prompt, as a string or messages)
+        and, with ``prefix_cache``, pin it so it is restored rather than re-evaluated
+        after other prompts ran. Returns the seconds spent; call it at start-up, off the
+        UI thread. Put what never changes first in the system prompt and the retrieved
+        notes after it: only the common token prefix is reused."""
         if isinstance(messages, str):
             messages = [SystemMessage(content=messages)]
         payload = [_to_dict(m) for m in messages] + [{"role": "user", "content": ""}]
         t0 = time.perf_counter()
         with self.lock:
+            if self.prefix_cache:
+                self._engine.restore_prefix(payload)
             self.llama.create_chat_completion(messages=payload, max_tokens=1, temperature=0.0)
+            if self.prefix_cache:
+                self._engine.pin_current()
         return time.perf_counter() - t0
 
 

@@ -1,0 +1,180 @@
+"""Grounded-chat speed on the starter vault, and the relevance-threshold calibration.
+
+    .venv/bin/python bench/chat_bench.py [--home DIR] [--llm SPEC]   # 20 questions, markdown table
+    .venv/bin/python bench/chat_bench.py --home DIR --calibrate       # best-hit cosine distributions
+
+Without --home a temporary TUTOR_HOME is indexed with `tutor index` first (and the bundled
+model assembled into it unless --llm names a GGUF elsewhere).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+BENCH = [  # (question, the note that answers it)
+    ("Kinesis 샤드 수는 어떻게 계산하나요?", "kinesis-data-streams-shards.md"),
+    ("S3 Glacier Deep Archive에서 데이터를 복원하는 데 얼마나 걸리나요?", "s3-glacier-retrieval-options.md"),
+    ("Athena에서 파티셔닝이 왜 중요한가요?", "athena-serverless-query.md"),
+    ("Glue ETL 작업의 북마크 기능은 무엇인가요?", "glue-etl-data-catalog.md"),
+    ("EMR 클러스터에서 스팟 인스턴스를 어디에 쓰나요?", "emr-cluster-spark-batch.md"),
+    ("Redshift 분산 키는 어떻게 고르나요?", "redshift-data-warehouse.md"),
+    ("S3 수명 주기 규칙으로 비용을 줄이는 방법은?", "s3-storage-classes-lifecycle.md"),
+    ("Step Functions로 ML 파이프라인을 어떻게 구성하나요?", "step-functions-orchestration.md"),
+    ("DMS로 CDC 복제를 하려면 무엇이 필요한가요?", "dms-data-migration.md"),
+    ("QuickSight SPICE는 무엇인가요?", "quicksight-bi-dashboards.md"),
+    ("What happens when a Kinesis partition key is hot?", "kinesis-data-streams-shards.md"),
+    ("What are the Glacier Flexible Retrieval options and their times?", "s3-glacier-retrieval-options.md"),
+    ("How does Athena charge for queries?", "athena-serverless-query.md"),
+    ("What does a Glue crawler do?", "glue-etl-data-catalog.md"),
+    ("Why store EMR data in S3 instead of HDFS?", "emr-cluster-spark-batch.md"),
+    ("What is Redshift Spectrum?", "redshift-data-warehouse.md"),
+    ("Which S3 storage class suits infrequently accessed data?", "s3-storage-classes-lifecycle.md"),
+    ("What is Amazon Data Firehose used for?", "data-firehose-delivery.md"),
+    ("How does SageMaker Feature Store work?", "sagemaker-data-preparation.md"),
+    ("What is a VPC gateway endpoint?", "vpc-endpoints-private-access.md"),
+]
+
+IN_DOMAIN = [q for q, _ in BENCH] + [
+    "Kinesis Data Streams 샤드 하나의 쓰기 처리량은 얼마인가요?",
+    "S3 Glacier Flexible Retrieval에서 Expedited 검색은 몇 분 걸리나요?",
+    "Athena 쿼리 비용을 줄이려면 어떻게 해야 하나요?", "Glue Crawler는 무슨 일을 하나요?",
+    "EMR에서 Spark 배치 비용을 줄이는 방법은?", "Redshift Spectrum은 언제 사용하나요?",
+    "DynamoDB 파티션 키는 어떻게 설계해야 하나요?", "Lambda 함수의 최대 실행 시간은?",
+    "SQS와 SNS의 차이는 무엇인가요?", "SageMaker Model Monitor는 무엇을 감시하나요?",
+    "Lake Formation으로 컬럼 단위 권한을 줄 수 있나요?", "Firehose의 버퍼 크기와 버퍼 간격은?",
+    "KMS 고객 관리형 키를 쓰는 이유는?", "VPC 게이트웨이 엔드포인트는 어떤 서비스를 지원하나요?",
+    "MSK와 Kinesis Data Streams 중 무엇을 골라야 하나요?",
+    "How much data can one Kinesis shard ingest per second?",
+    "How long does a Glacier Deep Archive standard retrieval take?",
+    "Which file formats make Athena queries cheaper?", "What does the AWS Glue Data Catalog store?",
+    "How do Spot Instances reduce EMR costs?", "What is the Redshift COPY command used for?",
+    "What is DynamoDB TTL?", "When is Lambda a bad fit for data processing?",
+    "How does an SQS dead-letter queue work?",
+    "What deployment strategies does SageMaker support for new models?",
+    "How does Step Functions retry a failed Glue job?", "What is the difference between EBS and EFS?",
+    "Which EC2 instance family is best for ML training?",
+    "How do I monitor a pipeline with CloudWatch alarms?", "What is Aurora read replica failover?",
+]
+
+OUT_OF_DOMAIN = [  # cooking, sports, trivia, other clouds' and vendors' products
+    "김치찌개 맛있게 끓이는 법 알려줘", "손흥민은 어느 팀에서 뛰나요?", "파스타 면은 몇 분 삶아야 하나요?",
+    "조선 왕조는 언제 건국되었나요?", "Azure Cosmos DB의 일관성 수준은 무엇인가요?",
+    "Google BigQuery 슬롯 가격은 어떻게 되나요?", "오늘 서울 날씨 어때?", "피아노 독학하는 방법",
+    "Azure Functions의 콜드 스타트를 줄이는 법은?", "축구 오프사이드 규칙 설명해줘", "불고기 양념 비율 알려줘",
+    "야구에서 보크란 무엇인가요?", "Azure Blob Storage 액세스 계층은 무엇이 있나요?",
+    "GCP Cloud Storage 클래스 종류는?", "마라톤 완주를 위한 훈련 계획", "고양이가 토하는 이유는?",
+    "엑셀에서 VLOOKUP 사용법",
+    "How do I bake sourdough bread?", "Who won the 2018 FIFA World Cup?",
+    "What is the offside rule in football?", "How do I configure Azure Synapse dedicated SQL pools?",
+    "What is Google Cloud Pub/Sub ordering key?", "How many calories are in a banana?",
+    "Explain the rules of cricket.", "What is the capital of Australia?", "How do I tune a guitar?",
+    "How do I make a Python list comprehension?", "What is Oracle Cloud Autonomous Database?",
+    "Best marathon training plan for beginners", "How do I replace a bicycle tire?",
+    "Kubernetes pod eviction policy explained", "What is GCP Dataflow windowing?",
+    "What is the best way to cook a steak?", "How does Azure Event Hubs partitioning work?",
+    "Who is the best tennis player of all time?", "How do I learn to swim as an adult?",
+    "What is Snowflake's time travel feature?", "How do I grow tomatoes on a balcony?",
+    "What is the plot of Hamlet?", "How do vaccines work?",
+]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def calibrate(notes: Path) -> None:
+    from tutor.chat import MIN_RELEVANCE, language_of
+    from tutor.retrieve import Retriever
+
+    retriever = Retriever(notes)
+    print(f"embedder: {retriever.embedder.model_id}\n")
+    print("| set | lang | n | min | median | max | rejected at the threshold |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, questions in (("in-domain", IN_DOMAIN), ("out-of-domain", OUT_OF_DOMAIN)):
+        for lang in ("ko", "en"):
+            best = sorted(max(h.dense for h in retriever.search(q, k=5))
+                          for q in questions if language_of(q) == lang)
+            rejected = sum(b < MIN_RELEVANCE[lang] for b in best)
+            print(f"| {name} | {lang} | {len(best)} | {best[0]:.3f} | {statistics.median(best):.3f} "
+                  f"| {best[-1]:.3f} | {rejected}/{len(best)} below {MIN_RELEVANCE[lang]} |")
+
+
+def bench(notes: Path, llm: str | None, budget: int) -> None:
+    from tutor.chat import ChatEngine, make_model
+    from tutor.retrieve import Retriever
+
+    t0 = time.perf_counter()
+    retriever = Retriever(notes)
+    retriever.search("warm up", k=1)  # loads the embedding model
+    t1 = time.perf_counter()
+    engine = ChatEngine(retriever, make_model(llm), vault_name=notes.name, budget_tokens=budget)
+    engine.warm()
+    t2 = time.perf_counter()
+    rows = []
+    for question, note in BENCH:
+        start = time.perf_counter()
+        sources_at = first_at = None
+        for kind, value in engine.ask(question):
+            now = time.perf_counter()
+            if kind == "sources":
+                sources_at = now - start
+            elif kind == "token" and first_at is None:
+                first_at = now - start
+            elif kind == "done":
+                answer, end = value, now - start
+        generated = engine.count_tokens(answer.text) if answer.grounded else 0
+        rate = generated / (end - first_at) if generated > 1 and end > first_at else None
+        rows.append((question, note, sources_at, first_at, rate, answer))
+        print(f"  {sources_at:5.2f}s {first_at:5.2f}s {end:5.2f}s "
+              f"{f'{rate:4.1f} tok/s' if rate else 'refused   '} "
+              f"{'cited' if any(c.note == note for c in answer.citations) else '     '} {question}",
+              file=sys.stderr, flush=True)
+
+    answered = [r for r in rows if r[5].grounded]
+    to_sources = [r[2] for r in rows]
+    first = [r[3] for r in answered] or [float("nan")]
+    rates = [r[4] for r in answered if r[4]] or [float("nan")]
+    cited = sum(any(c.note == r[1] for c in r[5].citations) for r in rows)
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
+    print(f"\nbudget {budget} tokens, embedder load {t1 - t0:.1f} s, LLM load + system prompt {t2 - t1:.1f} s, "
+          f"{len(BENCH)} questions, {len(answered)} answered, {cited} cite the expected note\n")
+    print("| time to sources p50 / p95 | first token p50 / p95 | generation tok/s (median) | peak RSS |")
+    print("| --- | --- | --- | --- |")
+    print(f"| {pct(to_sources, .5):.2f} / {pct(to_sources, .95):.2f} s "
+          f"| {pct(first, .5):.2f} / {pct(first, .95):.2f} s "
+          f"| {statistics.median(rates):.1f} | {peak_gb:.2f} GB |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, help="a TUTOR_HOME that already indexed --notes")
+    parser.add_argument("--notes", type=Path, default=REPO / "notes")
+    parser.add_argument("--llm", help="model spec (default: $TUTOR_LLM or the bundled model)")
+    parser.add_argument("--budget", type=int, default=800, help="context budget in tokens")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="print best-hit cosine distributions instead (no LLM)")
+    args = parser.parse_args()
+    notes = args.notes.resolve()
+    home = args.home or Path(tempfile.mkdtemp(prefix="chat-bench-"))
+    os.environ["TUTOR_HOME"] = str(home)
+    if args.home is None:
+        subprocess.run([str(REPO / ".venv/bin/tutor"), "index", "--notes", str(notes)], check=True)
+    if args.calibrate:
+        calibrate(notes)
+    else:
+        bench(notes, args.llm, args.budget)
+
+
+if __name__ == "__main__":
+    main()

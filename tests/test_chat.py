@@ -1,0 +1,287 @@
+"""Grounded chat with a fake chat model (queued replies, streamed one character at a time so
+the citation filter sees every split) over a real index built with the fake embedder."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from urllib.parse import unquote
+
+import pytest
+from click.testing import CliRunner
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import Field
+
+from index.embedder import get_embedder
+from index.home import index_dir
+from index.store import Store
+from index.sync import sync
+from tests.conftest import REPO, write_note
+from tutor import prompts
+from tutor.chat import ChatEngine, estimate_tokens, language_of, obsidian_link
+from tutor.cli import cli
+from tutor.retrieve import Retriever
+
+
+class QueuedChat(BaseChatModel):
+    """Replies in order; records every message list it was sent; fails if asked once too often."""
+
+    replies: list[str]
+    seen: list = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "queued-fake"
+
+    def _next(self, messages) -> str:
+        self.seen.append(messages)
+        assert self.replies, "the model was called more often than the test expected"
+        return self.replies.pop(0)
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(self._next(messages)))])
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+        for char in self._next(messages):
+            yield ChatGenerationChunk(message=AIMessageChunk(content=char))
+
+
+KINESIS = "Kinesis Data Streams의 샤드 하나는 초당 1MB, 1,000건 쓰기를 받는다."
+GLUE = "AWS Glue 크롤러가 S3 데이터를 스캔해 Data Catalog 테이블을 만든다."
+
+
+@pytest.fixture
+def vault(tmp_path, fake_embedder):
+    vault = tmp_path / "my vault"
+    write_note(vault, "streams/kinesis.md", "kinesis", {"샤드 처리량": KINESIS},
+               tags=("service/kinesis",))
+    write_note(vault, "glue.md", "glue", {"크롤러": GLUE}, tags=("service/glue",))
+    write_note(vault, "emr.md", "emr", {"Spark": "EMR 클러스터에서 Spark 배치 작업을 실행한다."},
+               tags=("service/emr",))
+    sync(vault, Store(index_dir(vault)), get_embedder())
+    return vault
+
+
+class SpyRetriever(Retriever):
+    def __init__(self, vault):
+        super().__init__(vault)
+        self.queries: list[str] = []
+
+    def search(self, query, **kwargs):
+        self.queries.append(query)
+        return super().search(query, **kwargs)
+
+
+def engine(vault, replies, **opts):
+    opts.setdefault("min_relevance", 0.0)
+    return ChatEngine(SpyRetriever(vault), QueuedChat(replies=list(replies)),
+                      vault_name=vault.name, **opts)
+
+
+def run(eng, question, **kwargs):
+    events = list(eng.ask(question, **kwargs))
+    tokens = "".join(v for kind, v in events if kind == "token")
+    return events, tokens, events[-1][1]
+
+
+def test_citations_map_to_note_heading_and_obsidian_link(vault):
+    eng = engine(vault, ["샤드 하나는 초당 1MB를 받습니다 [1]."])
+    events, tokens, answer = run(eng, "Kinesis 샤드 하나의 쓰기 처리량은?")
+    first = answer.sources[0]
+    assert first.note == "streams/kinesis.md" and first.heading.endswith("샤드 처리량")
+    assert [c.n for c in answer.citations] == [1] and answer.citations[0] is first
+    assert answer.grounded and answer.text == tokens.strip()
+    prefix = "obsidian://open?vault=my%20vault&file="
+    assert first.link.startswith(prefix)
+    assert unquote(first.link[len(prefix):]) == "streams/kinesis"  # the '/' is encoded too
+    assert "/" not in first.link[len(prefix):]
+
+
+def test_invented_citation_numbers_are_dropped_from_text_and_sources(vault):
+    eng = engine(vault, ["샤드는 1MB/s를 받는다 [1][7]. 크롤러도 있다 [9]. 둘 다 맞다 [1, 8]."])
+    _, tokens, answer = run(eng, "Kinesis 샤드 처리량은?")
+    n = len(answer.sources)
+    assert n < 7
+    assert tokens.strip() == "샤드는 1MB/s를 받는다 [1]. 크롤러도 있다. 둘 다 맞다 [1]."
+    assert [c.n for c in answer.citations] == [1]
+
+
+def test_brackets_that_are_not_citations_pass_through(vault):
+    eng = engine(vault, ["[Amazon S3] 배열 [1-2] 그리고 [1]"])
+    _, tokens, answer = run(eng, "Kinesis 샤드?")
+    assert tokens == "[Amazon S3] 배열 [1-2] 그리고 [1]"
+    assert [c.n for c in answer.citations] == [1]
+
+
+def test_low_relevance_refuses_without_asking_the_model(vault):
+    eng = engine(vault, [], min_relevance=0.999)
+    events, tokens, answer = run(eng, "김치찌개 맛있게 끓이는 법")
+    assert eng.model.seen == []
+    assert not answer.grounded and answer.citations == []
+    assert answer.sources and events[0] == ("sources", answer.sources)  # the closest sections
+    assert tokens == answer.text == prompts.REFUSAL["ko"]
+    _, _, english = run(engine(vault, [], min_relevance=0.999), "How do I bake bread?")
+    assert english.text == prompts.REFUSAL["en"]
+
+
+def test_not_covered_marker_becomes_a_plain_refusal(vault):
+    eng = engine(vault, [prompts.NOT_COVERED + " 노트에 없음", "추가 답변"])
+    _, tokens, answer = run(eng, "Azure Functions 콜드 스타트는?")
+    assert not answer.grounded and answer.citations == []
+    assert tokens == answer.text == prompts.REFUSAL["ko"]  # nothing of the marker leaked
+    assert eng.model.replies == ["추가 답변"]  # one generation only
+
+
+def test_marker_after_some_text_still_refuses(vault):
+    eng = engine(vault, ["Glue는 [2] 아마도 " + prompts.NOT_COVERED])
+    _, tokens, answer = run(eng, "What is Snowflake time travel?")
+    assert not answer.grounded and "NOT_" not in tokens
+    assert tokens.endswith(prompts.REFUSAL["en"]) and answer.text == tokens.strip()
+
+
+def test_answer_citing_nothing_is_flagged_as_not_grounded(vault):
+    eng = engine(vault, ["Azure Functions는 프리워밍으로 빨라진다 [8]."])
+    _, tokens, answer = run(eng, "Azure Functions 콜드 스타트?")
+    assert not answer.grounded and answer.citations == []
+    assert tokens.startswith("Azure Functions는 프리워밍으로 빨라진다.")
+    assert tokens.endswith(prompts.UNCITED["ko"]) and answer.text == tokens.strip()
+
+
+def test_follow_up_is_rewritten_and_the_rewrite_is_searched(vault):
+    rewritten = "AWS Glue 크롤러는 무엇을 하나요?"
+    eng = engine(vault, [rewritten, "크롤러가 테이블을 만든다 [1]."])
+    history = [("Kinesis 샤드 처리량은?", "샤드 하나는 초당 1MB [1].")]
+    _, _, answer = run(eng, "그럼 Glue는?", history=history)
+    assert eng.retriever.queries == [rewritten] and answer.query == rewritten
+    rewrite_prompt = eng.model.seen[0][-1].content
+    assert "Kinesis 샤드 처리량은?" in rewrite_prompt and "그럼 Glue는?" in rewrite_prompt
+    assert "[1]" not in rewrite_prompt  # citations are noise to the rewrite
+    assert answer.sources[0].note == "glue.md"
+    assert rewritten in eng.model.seen[1][-1].content
+
+
+def test_no_history_means_no_rewrite_call(vault):
+    eng = engine(vault, ["답 [1]."])
+    _, _, answer = run(eng, "Kinesis 샤드 처리량은?")
+    assert len(eng.model.seen) == 1 and eng.retriever.queries == ["Kinesis 샤드 처리량은?"]
+    assert answer.query == answer.question
+
+
+def test_sources_come_before_generation_starts(vault):
+    eng = engine(vault, ["샤드 [1]."])
+    stream = eng.ask("Kinesis 샤드 처리량은?")
+    kind, sources = next(stream)
+    assert kind == "sources" and sources and eng.model.seen == []
+    rest = list(stream)
+    assert len(eng.model.seen) == 1
+    assert [k for k, _ in rest][-1] == "done" and {k for k, _ in rest[:-1]} == {"token"}
+    assert len(rest) > 3  # streamed in pieces, not one block
+
+
+@pytest.mark.parametrize("question, lang", [("Glue 크롤러는 뭐야?", "ko"),
+                                            ("What does a Glue crawler do?", "en")])
+def test_answer_language_follows_the_question(vault, question, lang):
+    eng = engine(vault, ["ok [1]"])
+    run(eng, question)
+    system, user = eng.model.seen[0]
+    assert language_of(question) == lang
+    assert f"Answer in {prompts.LANGUAGES[lang]}" in user.content
+    other = prompts.LANGUAGES["en" if lang == "ko" else "ko"]
+    assert other not in user.content
+
+
+def test_system_prompt_is_fixed_and_sources_go_in_the_user_turn(vault):
+    eng = engine(vault, ["a [1]", "b [1]"])
+    run(eng, "Kinesis 샤드 처리량은?")
+    run(eng, "What does a Glue crawler do?", tags=("service/glue",))
+    (s1, u1), (s2, u2) = eng.model.seen
+    assert isinstance(s1, SystemMessage) and isinstance(u1, HumanMessage)
+    assert s1.content == s2.content == prompts.ANSWER_SYSTEM
+    assert KINESIS in u1.content and GLUE in u2.content and KINESIS not in u2.content
+
+
+def test_context_fits_the_token_budget(tmp_path, fake_embedder):
+    vault = tmp_path / "v"
+    long = " ".join(f"Kinesis 샤드 {i}번 문장은 처리량과 파티션 키를 설명한다." for i in range(40))
+    for i in range(4):
+        write_note(vault, f"n{i}.md", f"n{i}", {"샤드": long}, tags=("service/kinesis",))
+    sync(vault, Store(index_dir(vault)), get_embedder())
+    eng = engine(vault, ["답 [1]"], budget_tokens=300)
+    hits = eng.retriever.search("Kinesis 샤드 처리량", k=5)
+    assert sum(estimate_tokens(h.text) for h in hits) > 300  # the budget has work to do
+    _, _, answer = run(eng, "Kinesis 샤드 처리량")
+    blocks = [eng._block(s) for s in answer.sources]
+    assert sum(estimate_tokens(b) for b in blocks) <= 300
+    assert answer.sources[0].note == hits[0].note  # the best hit survives, first
+    assert any(s.text.endswith("…") for s in answer.sources)
+    assert all(b in eng.model.seen[0][-1].content for b in blocks)
+
+
+def test_prompts_render_strictly():
+    with pytest.raises(prompts.PromptError, match="missing.*'question'"):
+        prompts.render(prompts.REWRITE_USER, conversation="x")
+    with pytest.raises(prompts.PromptError, match="unknown.*'extra'"):
+        prompts.render(prompts.REWRITE_USER, conversation="x", question="y", extra=1)
+    assert "$" not in prompts.render(prompts.REWRITE_USER, conversation="a", question="b")
+
+
+def test_obsidian_link_encodes_vault_and_path():
+    link = obsidian_link("AWS 노트", "서비스/S3 & Glacier.md")
+    vault, file = link.removeprefix("obsidian://open?").split("&file=")
+    assert unquote(vault.removeprefix("vault=")) == "AWS 노트" and unquote(file) == "서비스/S3 & Glacier"
+
+
+def test_cli_ask_json_shape(vault, monkeypatch):
+    from tutor import llm
+
+    model = QueuedChat(replies=["Glue 크롤러가 테이블을 만든다 [1][5]."])
+    monkeypatch.setattr(llm, "get_chat_model", lambda spec=None, **opts: model)
+    result = CliRunner().invoke(cli, ["ask", "Glue 크롤러는?", "--notes", str(vault), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["grounded"] is True and isinstance(data["answer"], str)
+    assert data["answer"].startswith("Glue 크롤러가") and "[5]" not in data["answer"]
+    assert [set(c) >= {"n", "note", "heading"} for c in data["citations"]] == [True]
+    assert data["citations"][0]["note"] == "glue.md" and data["citations"][0]["n"] == 1
+    assert [s["n"] for s in data["sources"]] == list(range(1, len(data["sources"]) + 1))
+
+
+def test_cli_ask_streams_then_lists_sources(vault, monkeypatch):
+    from tutor import llm
+
+    model = QueuedChat(replies=["크롤러 [1]."])
+    monkeypatch.setattr(llm, "get_chat_model", lambda spec=None, **opts: model)
+    result = CliRunner().invoke(cli, ["ask", "Glue 크롤러는?", "--notes", str(vault)])
+    assert result.exit_code == 0, result.output
+    answer, _, listing = result.output.partition("Sources:")
+    assert answer.strip() == "크롤러 [1]."
+    assert "*[1] glue.md › " in listing and "obsidian://open?vault=my%20vault&file=glue" in listing
+
+
+def test_cli_missing_index_is_a_clean_error(tmp_path, fake_embedder):
+    result = CliRunner().invoke(cli, ["ask", "x", "--notes", str(tmp_path / "none")])
+    assert result.exit_code == 1 and "tutor index --notes" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_chat_keeps_history_and_clears_it(vault, monkeypatch):
+    from tutor import llm
+
+    model = QueuedChat(replies=["샤드 [1].", "AWS Glue 크롤러", "크롤러 [1].", "EMR [1]."])
+    monkeypatch.setattr(llm, "get_chat_model", lambda spec=None, **opts: model)
+    lines = "Kinesis 샤드?\n그럼 Glue는?\n/clear\nEMR Spark?\n\nnot read\n"
+    result = CliRunner().invoke(cli, ["chat", "--notes", str(vault)], input=lines)
+    assert result.exit_code == 0, result.output
+    assert model.replies == []  # 3 answers + 1 rewrite: the 2nd turn only had history
+    assert "AWS Glue 크롤러" in model.seen[2][-1].content  # the answer saw the rewrite
+    assert "Kinesis 샤드?" in model.seen[1][-1].content  # the rewrite saw the first turn
+
+
+def test_chat_modules_import_light():
+    code = ("import sys, tutor.cli_chat, tutor.chat; "
+            "print(sorted(m for m in ('numpy', 'torch', 'langchain_core', 'faiss') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         check=True).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,59 @@
+"""Grounded chat end to end: the real embedding index of the starter vault and the real
+default llama.cpp model (slow: set TUTOR_TEST_MODEL_HOME to reuse an assembled model)."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from tutor import llm
+from tutor.chat import ChatEngine, make_model
+from tutor.retrieve import Retriever
+
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    """The assembled, hash-checked default GGUF (assembled once per run, or reused)."""
+    pytest.importorskip("llama_cpp")
+    home = Path(os.environ.get("TUTOR_TEST_MODEL_HOME") or tmp_path_factory.mktemp("llmhome"))
+    old = os.environ.get("TUTOR_HOME")
+    os.environ["TUTOR_HOME"] = str(home)
+    try:
+        return llm.ensure_default_model()
+    finally:
+        if old is None:
+            del os.environ["TUTOR_HOME"]
+        else:
+            os.environ["TUTOR_HOME"] = old
+
+
+@pytest.fixture
+def engine(starter, model_file):
+    return ChatEngine(Retriever(starter), make_model(f"llamacpp:{model_file}", seed=1),
+                      vault_name=starter.name)
+
+
+@pytest.mark.slow
+def test_korean_question_is_answered_in_korean_citing_the_right_note(engine):
+    events = list(engine.ask("Kinesis Data Streams 샤드 하나의 쓰기 처리량은 얼마인가요?"))
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "sources" and kinds[-1] == "done" and kinds.count("token") > 3
+    answer = events[-1][1]
+    assert answer.grounded, answer.text
+    assert len(HANGUL.findall(answer.text)) > 10, answer.text
+    assert "1 MB" in answer.text or "1MB" in answer.text or "1,000" in answer.text, answer.text
+    assert answer.citations, answer.text
+    assert answer.citations[0].note == "kinesis-data-streams-shards.md", answer.citations
+    assert all(c in answer.sources for c in answer.citations)
+    assert answer.citations[0].link.endswith("file=kinesis-data-streams-shards")
+
+
+@pytest.mark.slow
+def test_out_of_domain_question_is_refused_in_its_language(engine):
+    answer = list(engine.ask("김치찌개 맛있게 끓이는 법 알려줘"))[-1][1]
+    assert not answer.grounded and answer.citations == []
+    assert HANGUL.search(answer.text) and answer.sources  # says so, shows the closest sections

@@ -1,0 +1,151 @@
+"""`tutor ask` and `tutor chat`: grounded answers from the notes in the terminal."""
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from tutor.cli import notes_option
+
+llm_option = click.option(
+    "--llm", "llm_spec", default=None, show_default="$TUTOR_LLM or the bundled model",
+    help="'default', 'ollama:MODEL' or 'llamacpp:/path/model.gguf'.")
+tag_option = click.option("--tag", "tags", multiple=True,
+                          help="Only notes with this tag (or a child tag), e.g. service/s3.")
+
+
+@click.command()
+@click.argument("question")
+@notes_option
+@llm_option
+@tag_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end.")
+def ask(question: str, notes: Path, llm_spec: str | None, tags: tuple[str, ...], as_json: bool):
+    """Answer QUESTION from the notes, citing the sections used."""
+    with _errors():
+        engine = _engine(notes, llm_spec)
+        answer = _turn(engine, question, (), tags, stream=not as_json)
+    if as_json:
+        click.echo(json.dumps(_to_json(answer), ensure_ascii=False))
+
+
+@click.command()
+@notes_option
+@llm_option
+@tag_option
+def chat(notes: Path, llm_spec: str | None, tags: tuple[str, ...]):
+    """A conversation about your notes: follow-ups build on what was said.
+
+    An empty line or /quit ends, /clear starts a new conversation.
+    """
+    import threading
+
+    with _errors():
+        engine = _engine(notes, llm_spec)
+    # Evaluate the system prompt while the user types the first question.
+    warming = threading.Thread(target=engine.warm, daemon=True)
+    warming.start()
+    history: list[tuple[str, str]] = []
+    click.echo("Ask about your notes (empty line or /quit ends, /clear starts over).")
+    while True:
+        try:
+            question = input("\n> ").strip()
+        except EOFError:
+            break
+        if question in ("", "/quit"):
+            break
+        if question == "/clear":
+            history.clear()
+            click.echo("(new conversation)")
+            continue
+        try:
+            answer = _turn(engine, question, history, tags, stream=True)
+        except _fixable() as exc:  # say it and keep the conversation going
+            click.secho(f"\nError: {exc}", fg="red", err=True)
+            continue
+        history.append((question, answer.text))
+    warming.join()  # never tear the model down in the middle of a llama.cpp call
+
+
+def _engine(notes: Path, llm_spec: str | None):
+    from tutor.chat import ChatEngine, make_model
+    from tutor.llm import parse_spec
+    from tutor.retrieve import Retriever
+
+    retriever = Retriever(notes)  # first: a missing index is cheaper to report than a model load
+    local = parse_spec(llm_spec)[0] == "llamacpp"  # only a local model may need assembling
+    model = make_model(llm_spec, **({"progress": _AssemblyBar()} if local else {}))
+    return ChatEngine(retriever, model, vault_name=notes.resolve().name)
+
+
+def _turn(engine, question: str, history, tags, stream: bool):
+    """Run one question; when streaming, print tokens as they come, then the sources."""
+    answer = None
+    for kind, value in engine.ask(question, history=history, tags=tags):
+        if kind == "token" and stream:
+            click.echo(value, nl=False)
+            sys.stdout.flush()
+        elif kind == "done":
+            answer = value
+    if stream:
+        click.echo()
+        _print_sources(answer)
+    return answer
+
+
+def _print_sources(answer) -> None:
+    if not answer.sources:
+        return
+    cited = {s.n for s in answer.citations}
+    click.secho("\nSources:" if answer.grounded else "\nClosest sections:", bold=True)
+    for s in answer.sources:
+        mark = "*" if s.n in cited else " "
+        click.echo(f"{mark}[{s.n}] {s.note} › {s.heading or s.title}")
+        click.echo(f"     {s.link}")
+
+
+def _to_json(answer) -> dict:
+    def row(s):
+        return {"n": s.n, "note": s.note, "heading": s.heading, "line": s.line, "link": s.link}
+
+    return {"answer": answer.text, "grounded": answer.grounded, "query": answer.query,
+            "citations": [row(s) for s in answer.citations],
+            "sources": [{**row(s), "score": round(s.score, 4)} for s in answer.sources]}
+
+
+def _fixable() -> tuple[type[Exception], ...]:
+    """The errors whose message tells the user what to do."""
+    from index.embedder import EmbedderError
+    from tutor.llm import LLMError
+    from tutor.retrieve import RetrievalError
+
+    return LLMError, RetrievalError, EmbedderError
+
+
+@contextmanager
+def _errors():
+    """Show a fixable error as a message instead of a traceback."""
+    try:
+        yield
+    except _fixable() as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+class _AssemblyBar:
+    """A progress bar on stderr, shown only if the bundled model must be assembled first."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc="Preparing the language model", unit="B",
+                            unit_scale=True, file=sys.stderr, disable=None, mininterval=0.5)
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.bar.close()
