@@ -31,6 +31,14 @@ def test_korean_tokens_are_bigrams_and_english_words_whole():
     assert match_query("?!") is None
 
 
+def test_queries_drop_english_function_words_and_exam_boilerplate():
+    assert match_query("A company wants a solution for Kinesis 샤드 that meets the requirements") == (
+        '"kinesis" OR "샤드"'
+    )
+    assert match_query("What is the?") == '"what" OR "is" OR "the"'  # only stopwords: keep them
+    assert tokens("Which solution") == ["which", "solution"]  # indexed text keeps every word
+
+
 def test_fusion_prefers_what_both_rankers_like():
     fused = fuse([[(1, 0.9), (2, 0.8), (3, 0.7)], [(4, 9.0), (2, 5.0)]])
     assert [i for i, _ in fused] == [2, 1, 4, 3]  # second in both beats first in one
