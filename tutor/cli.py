@@ -20,9 +20,13 @@ notes_option = click.option(  # every command that reads a vault takes it the sa
 
 # Commands that live in their own modules: name -> "module:function", imported when used.
 LAZY_COMMANDS: dict[str, str] = {
+    "ask": "tutor.cli_chat:ask",
+    "chat": "tutor.cli_chat:chat",
     "quiz": "tutor.cli_practice:quiz",
     "export": "tutor.cli_practice:export",
     "eval": "tutor.cli_eval:eval_command",
+    "ui": "tutor.cli_ui:ui",
+    "generate": "tutor.cli_generate:generate",
 }
 
 

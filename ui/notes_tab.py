@@ -1,0 +1,93 @@
+"""The notes tab: what the index holds, a re-index button, and what needs the user's eye
+(skipped notes and generated questions whose sections changed)."""
+from __future__ import annotations
+
+from ui import render
+from ui.text import info, warn, message_for, t
+
+STAGE_SHARE = {"parse": (0.0, 0.2), "embed": (0.2, 0.95), "write": (0.95, 1.0)}  # of the progress bar
+
+
+def panels(ws, lang: str) -> tuple:
+    """Outputs: index card, problems table, stale table, stale choices, the row of stale actions."""
+    import gradio as gr
+
+    status, stale = ws.status(), ws.stale()
+    choices = [(f"{item.id} · {item.question.stem[:60]}", item.id) for item in stale]
+    return (render.index_card(lang, status), render.problems_table(lang, status), render.stale_table(lang, stale),
+            gr.update(choices=choices, value=choices[0][1] if choices else None), gr.update(visible=bool(stale)))
+
+
+def reindex(ws, lang: str, progress=None) -> tuple:
+    """Sync now, the bar following the sync's stages; then the refreshed panels."""
+
+    def on_progress(stage: str, done: float, total: float) -> None:
+        if progress is None:
+            return
+        start, end = STAGE_SHARE.get(stage, (0.0, 1.0))
+        label = render.stage(lang, stage, done, total)
+        progress(start + (end - start) * (done / total if total else 1.0), desc=label)
+
+    try:
+        report = ws.sync(progress=on_progress)
+    except Exception as exc:
+        warn(message_for(exc, lang))
+    else:
+        info(t(lang, "reindexed", notes=report.notes, chunks=report.chunks,
+                  changed=len(report.changed) + len(report.deleted), seconds=report.seconds))
+    return panels(ws, lang)
+
+
+def drop(ws, item_id: str | None, lang: str) -> tuple:
+
+    if not item_id:
+        warn(t(lang, "pick_stale"))
+    elif ws.drop(item_id):
+        info(t(lang, "dropped", id=item_id))
+    return panels(ws, lang)
+
+
+def regenerate(ws, item_id: str | None, lang: str, progress=None) -> tuple:
+
+    if not item_id:
+        warn(t(lang, "pick_stale"))
+        return panels(ws, lang)
+    if progress is not None:
+        progress(None, desc=t(lang, "generating"))
+    try:
+        fresh = ws.regenerate(item_id)
+    except Exception as exc:
+        warn(message_for(exc, lang))
+    else:
+        info(t(lang, "regenerated", id=fresh.id))
+    return panels(ws, lang)
+
+
+def build(ws, i18n, lang):
+    import gradio as gr
+
+    gr.Markdown(i18n("index_md"))
+    card = gr.HTML(elem_id="index-panel")
+    with gr.Row(equal_height=True):
+        button = gr.Button(i18n("reindex"), variant="primary", scale=1, elem_id="reindex", elem_classes=["btn-fit"])
+        gr.Markdown(i18n("reindex_info"), elem_classes=["note"])
+    problems = gr.HTML(elem_id="problems")
+    with gr.Accordion(i18n("stale_title"), open=True):
+        stale = gr.HTML(elem_id="stale")
+        with gr.Row(equal_height=True, visible=False) as actions:
+            pick = gr.Dropdown(label=i18n("stale_pick"), choices=[], scale=3)
+            drop_btn = gr.Button(i18n("drop"), variant="stop", scale=1, elem_classes=["btn-fit"])
+            regen_btn = gr.Button(i18n("regenerate"), scale=1, elem_classes=["btn-fit"])
+
+    outputs = [card, problems, stale, pick, actions]
+
+    def reindex_fn(lg, progress=gr.Progress()):
+        return reindex(ws, lg, progress)
+
+    def regenerate_fn(item_id, lg, progress=gr.Progress()):
+        return regenerate(ws, item_id, lg, progress)
+
+    button.click(reindex_fn, lang, outputs)
+    drop_btn.click(lambda item_id, lg: drop(ws, item_id, lg), [pick, lang], outputs)
+    regen_btn.click(regenerate_fn, [pick, lang], outputs)
+    return {"outputs": outputs}

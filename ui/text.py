@@ -1,0 +1,325 @@
+"""Every word the UI shows, in English and Korean.
+
+Static labels go through Gradio's I18n (the browser's language picks them); text made by
+handlers goes through `t(lang, key)`, with `lang` read from the same browser's Accept-Language,
+so both halves of the page speak the same language.
+"""
+from __future__ import annotations
+
+TEXT: dict[str, dict[str, str]] = {
+    "en": {
+        "title_md": "## 📘 AWS notes tutor\nStudy from your own notes — offline",
+        "tab_chat": "💬 Chat",
+        "tab_practice": "📝 Practice",
+        "tab_notes": "🗂️ Notes",
+        # chat
+        "chat_placeholder": "## Ask your notes\nAnswers come only from your vault, with the sections they rest on.",
+        "ask_placeholder": "Ask a question in Korean or English…",
+        "send": "Ask",
+        "new_chat": "🧹 New chat",
+        "filter": "Only these services / tags",
+        "filter_info": "Empty: search every note",
+        "model": "Answering model",
+        "refresh_models": "↻ Find Ollama models",
+        "sources_md": "#### Sources",
+        "sources_empty": "The sections an answer rests on appear here, before the answer is written.",
+        "searching": "🔎 Searching your notes…",
+        "writing": "✍️ Writing the answer from {n} sections…",
+        "loading_model": "⏳ Loading the language model (once per session)…",
+        "cited": "Cited",
+        "retrieved": "Retrieved",
+        "not_in_notes": "Not in your notes",
+        "not_in_notes_hint": "The closest sections your notes have:",
+        "open_obsidian": "Open in Obsidian",
+        "line": "line {line}",
+        "empty_question": "Type a question first.",
+        "not_ready": "Your notes are still being indexed ({detail}). Ask again in a moment.",
+        "model_builtin": "Built-in · Qwen2.5-Coder 1.5B (llama.cpp)",
+        "model_gguf": "llama.cpp · {name}",
+        "model_ollama": "Ollama · {name}",
+        "model_switched": "Answers now come from {name}.",
+        "ollama_found": "Ollama lists {n} model(s).",
+        "ollama_none": "Ollama is running but has no models - run 'ollama pull qwen2.5:7b'.",
+        "error_prefix": "⚠️ {message}",
+        "unexpected": "Something went wrong: {message}. The details are in the terminal running 'tutor ui'.",
+        # practice
+        "practice_tag": "Service / tag",
+        "random": "🎲 All notes, random",
+        "next_question": "Next question ▶",
+        "check": "Check answer",
+        "variant": "🔀 New variant (fresh wrong options)",
+        "from_note": "✨ New question from this note",
+        "save_generated": "💾 Save this question",
+        "choose_one": "Choose one answer",
+        "choose_n": "Select {n} ({n}개 선택)",
+        "your_answer": "Your answer",
+        "practice_intro": "Pick a service, or practise everything, and press **Next question**. Due and missed questions come first.",
+        "no_questions": "No practice questions here - add a '## 📝 관련 문제' section to a note, or choose another service.",
+        "round_done": "You answered every question in this set - starting a new round, missed ones first.",
+        "question_of": "Question {n} of {total}",
+        "generated_badge": "✨ Generated",
+        "saved_badge": "💾 Saved",
+        "pick_answer": "Choose an answer first.",
+        "pick_n": "Choose exactly {n} options.",
+        "no_question": "Press 'Next question' first.",
+        "correct": "✅ Correct",
+        "wrong": "❌ Not quite — the answer is {answer}",
+        "mark_correct": "✓ your answer, right",
+        "mark_missed": "✓ right answer (missed)",
+        "mark_wrong": "✗ your answer",
+        "source": "Source",
+        "scores": "📊 Score by service",
+        "scores_empty": "No answers yet - your accuracy per service shows up here as you practise.",
+        "col_service": "Service",
+        "col_attempts": "Answers",
+        "col_accuracy": "Accuracy",
+        "col_recent": "Recent (oldest → newest)",
+        "col_last": "Last practised",
+        "session_score": "This session: {right}/{total}",
+        "generating": "Generating with the local model - about a minute on a laptop CPU…",
+        "generated_variant": "New variant: {kept} correct option(s) kept, {new} new wrong option(s), each checked against your notes.",
+        "generated_question": "New question from {note}: checked against your notes.",
+        "generated_missing": "{missing} wrong option(s) did not pass the checks and were left out.",
+        "saved": "Saved - it joins your practice and exports.",
+        "nothing_to_save": "Generate a question first.",
+        "export": "⬇️ Export",
+        "export_format": "Format",
+        "export_button": "Export questions",
+        "export_file": "Download",
+        "exported": "Exported {n} question(s).",
+        # notes
+        "index_md": "#### Index",
+        "reindex": "🔄 Re-index now",
+        "reindex_info": "Reads every note again; only new or changed text is embedded. Saved notes are picked up automatically a second after you save.",
+        "notes": "Notes",
+        "chunks": "Chunks",
+        "embedding_model": "Embedding model",
+        "last_sync": "Last sync",
+        "time_taken": "Time taken",
+        "never": "never",
+        "skipped_title": "Skipped notes",
+        "skipped_none": "No note was skipped.",
+        "warnings_title": "Indexed with warnings",
+        "col_note": "Note",
+        "col_reason": "Reason",
+        "stale_title": "Generated questions to review",
+        "stale_none": "Every saved generated question still matches your notes.",
+        "stale_pick": "Question",
+        "drop": "🗑️ Drop",
+        "regenerate": "♻️ Regenerate",
+        "dropped": "Dropped {id}.",
+        "regenerated": "Regenerated as {id}.",
+        "pick_stale": "Choose a question first.",
+        "reindexed": "Index up to date: {notes} notes, {chunks} chunks ({changed} changed) in {seconds:.1f} s.",
+        # status
+        "st_starting": "⏳ Starting…",
+        "st_model": "⏳ Preparing the embedding model… {pct}",
+        "st_indexing": "⏳ Indexing your notes: {detail}",
+        "st_syncing": "🔄 Syncing: {detail}",
+        "st_ready": "✅ Up to date — {notes} notes · {chunks} chunks",
+        "st_ready_changed": "{changed} note(s) changed {ago}",
+        "st_ready_checked": "checked {ago}",
+        "st_error": "⚠️ {error}",
+        "st_stale": "{n} generated question(s) to review (Notes tab)",
+        "stage_parse": "reading {done}/{total} notes",
+        "stage_embed": "embedding {done}/{total} chunks",
+        "stage_write": "saving the index",
+        "stage_model": "preparing the embedding model {pct}",
+        "stage_none": "starting",
+        "llm_preparing": "🧠 Preparing the built-in model… {pct}",
+        "llm_loading": "🧠 Loading the model…",
+        "llm_ready": "🧠 {name}",
+        "llm_error": "🧠 Model problem: {error}",
+        "seconds": "{n:.1f} s",
+        "ago_s": "{n} s ago",
+        "ago_m": "{n} min ago",
+        "ago_h": "{n} h ago",
+    },
+    "ko": {
+        "title_md": "## 📘 AWS 노트 튜터\n내 노트로 공부하기 — 오프라인",
+        "tab_chat": "💬 질문하기",
+        "tab_practice": "📝 문제 풀기",
+        "tab_notes": "🗂️ 노트",
+        "chat_placeholder": "## 노트에 물어보세요\n답은 내 노트에서만 나오고, 근거가 된 섹션을 함께 보여 드립니다.",
+        "ask_placeholder": "한국어나 영어로 질문하세요…",
+        "send": "질문",
+        "new_chat": "🧹 새 대화",
+        "filter": "이 서비스 / 태그만",
+        "filter_info": "비워 두면 모든 노트에서 찾습니다",
+        "model": "답변 모델",
+        "refresh_models": "↻ Ollama 모델 찾기",
+        "sources_md": "#### 출처",
+        "sources_empty": "답의 근거가 되는 섹션이 답변보다 먼저 여기에 나타납니다.",
+        "searching": "🔎 노트를 찾는 중…",
+        "writing": "✍️ 섹션 {n}개를 바탕으로 답을 쓰는 중…",
+        "loading_model": "⏳ 언어 모델을 불러오는 중 (처음 한 번)…",
+        "cited": "인용",
+        "retrieved": "검색됨",
+        "not_in_notes": "노트에 없는 내용",
+        "not_in_notes_hint": "노트에서 가장 가까운 섹션:",
+        "open_obsidian": "Obsidian에서 열기",
+        "line": "{line}행",
+        "empty_question": "먼저 질문을 입력하세요.",
+        "not_ready": "아직 노트를 색인하는 중입니다 ({detail}). 잠시 후 다시 질문하세요.",
+        "model_builtin": "내장 · Qwen2.5-Coder 1.5B (llama.cpp)",
+        "model_gguf": "llama.cpp · {name}",
+        "model_ollama": "Ollama · {name}",
+        "model_switched": "이제 {name} 모델이 답합니다.",
+        "ollama_found": "Ollama 모델 {n}개를 찾았습니다.",
+        "ollama_none": "Ollama는 실행 중이지만 모델이 없습니다 - 'ollama pull qwen2.5:7b'를 실행하세요.",
+        "error_prefix": "⚠️ {message}",
+        "unexpected": "문제가 생겼습니다: {message}. 자세한 내용은 'tutor ui'를 실행한 터미널에 있습니다.",
+        "practice_tag": "서비스 / 태그",
+        "random": "🎲 전체 노트에서 무작위",
+        "next_question": "다음 문제 ▶",
+        "check": "채점하기",
+        "variant": "🔀 새 변형 (오답 새로 만들기)",
+        "from_note": "✨ 이 노트로 새 문제",
+        "save_generated": "💾 이 문제 저장",
+        "choose_one": "정답 하나를 고르세요",
+        "choose_n": "{n}개 선택 (Select {n})",
+        "your_answer": "내 답",
+        "practice_intro": "서비스를 고르거나 전체를 선택하고 **다음 문제**를 누르세요. 복습할 때가 된 문제와 틀린 문제가 먼저 나옵니다.",
+        "no_questions": "여기에는 연습 문제가 없습니다 - 노트에 '## 📝 관련 문제' 섹션을 추가하거나 다른 서비스를 고르세요.",
+        "round_done": "이 묶음의 문제를 모두 풀었습니다 - 틀린 문제부터 새로 시작합니다.",
+        "question_of": "{total}문제 중 {n}번째",
+        "generated_badge": "✨ 생성된 문제",
+        "saved_badge": "💾 저장됨",
+        "pick_answer": "먼저 답을 고르세요.",
+        "pick_n": "정확히 {n}개를 고르세요.",
+        "no_question": "먼저 '다음 문제'를 누르세요.",
+        "correct": "✅ 정답입니다",
+        "wrong": "❌ 아쉽네요 — 정답은 {answer}",
+        "mark_correct": "✓ 내 답, 정답",
+        "mark_missed": "✓ 정답 (놓침)",
+        "mark_wrong": "✗ 내 답",
+        "source": "출처",
+        "scores": "📊 서비스별 점수",
+        "scores_empty": "아직 푼 문제가 없습니다 - 문제를 풀면 서비스별 정답률이 여기에 쌓입니다.",
+        "col_service": "서비스",
+        "col_attempts": "푼 횟수",
+        "col_accuracy": "정답률",
+        "col_recent": "최근 (오래된 → 최신)",
+        "col_last": "마지막 연습",
+        "session_score": "이번 세션: {right}/{total}",
+        "generating": "로컬 모델로 만드는 중 - 노트북 CPU에서 1분쯤 걸립니다…",
+        "generated_variant": "새 변형: 정답 {kept}개는 그대로, 새 오답 {new}개 - 모두 노트와 대조해 검사했습니다.",
+        "generated_question": "{note}에서 만든 새 문제 - 노트와 대조해 검사했습니다.",
+        "generated_missing": "오답 {missing}개는 검사를 통과하지 못해 뺐습니다.",
+        "saved": "저장했습니다 - 연습과 내보내기에 포함됩니다.",
+        "nothing_to_save": "먼저 문제를 생성하세요.",
+        "export": "⬇️ 내보내기",
+        "export_format": "형식",
+        "export_button": "문제 내보내기",
+        "export_file": "내려받기",
+        "exported": "문제 {n}개를 내보냈습니다.",
+        "index_md": "#### 색인",
+        "reindex": "🔄 지금 다시 색인",
+        "reindex_info": "모든 노트를 다시 읽고, 새로 바뀐 내용만 임베딩합니다. 노트를 저장하면 1초 뒤 자동으로 반영됩니다.",
+        "notes": "노트",
+        "chunks": "청크",
+        "embedding_model": "임베딩 모델",
+        "last_sync": "마지막 동기화",
+        "time_taken": "걸린 시간",
+        "never": "없음",
+        "skipped_title": "건너뛴 노트",
+        "skipped_none": "건너뛴 노트가 없습니다.",
+        "warnings_title": "경고와 함께 색인된 노트",
+        "col_note": "노트",
+        "col_reason": "이유",
+        "stale_title": "다시 확인할 생성 문제",
+        "stale_none": "저장한 생성 문제가 모두 지금 노트와 맞습니다.",
+        "stale_pick": "문제",
+        "drop": "🗑️ 삭제",
+        "regenerate": "♻️ 다시 생성",
+        "dropped": "{id}을(를) 삭제했습니다.",
+        "regenerated": "{id}(으)로 다시 생성했습니다.",
+        "pick_stale": "먼저 문제를 고르세요.",
+        "reindexed": "색인 완료: 노트 {notes}개, 청크 {chunks}개 (바뀐 노트 {changed}개), {seconds:.1f}초.",
+        "st_starting": "⏳ 시작하는 중…",
+        "st_model": "⏳ 임베딩 모델 준비 중… {pct}",
+        "st_indexing": "⏳ 노트 색인 중: {detail}",
+        "st_syncing": "🔄 동기화 중: {detail}",
+        "st_ready": "✅ 최신 상태 — 노트 {notes}개 · 청크 {chunks}개",
+        "st_ready_changed": "{ago} 노트 {changed}개 반영",
+        "st_ready_checked": "{ago} 확인",
+        "st_error": "⚠️ {error}",
+        "st_stale": "다시 확인할 생성 문제 {n}개 (노트 탭)",
+        "stage_parse": "노트 읽는 중 {done}/{total}",
+        "stage_embed": "청크 임베딩 중 {done}/{total}",
+        "stage_write": "색인 저장 중",
+        "stage_model": "임베딩 모델 준비 중 {pct}",
+        "stage_none": "시작하는 중",
+        "llm_preparing": "🧠 내장 모델 준비 중… {pct}",
+        "llm_loading": "🧠 모델 불러오는 중…",
+        "llm_ready": "🧠 {name}",
+        "llm_error": "🧠 모델 문제: {error}",
+        "seconds": "{n:.1f}초",
+        "ago_s": "{n}초 전",
+        "ago_m": "{n}분 전",
+        "ago_h": "{n}시간 전",
+    },
+}
+
+# Example questions shown in an empty chat, in both languages whatever the UI language.
+EXAMPLES = [
+    "Kinesis Data Streams 샤드 하나의 쓰기 처리량은?",
+    "S3 Glacier에서 데이터를 복원하는 데 얼마나 걸리나요?",
+    "Which service runs Spark batch jobs without managing servers?",
+    "How do I cut Athena query costs?",
+]
+
+
+def lang_of(accept_language: str | None) -> str:
+    """'ko' when the browser prefers Korean to English, else 'en'."""
+    for part in (accept_language or "").split(","):
+        primary = part.split(";")[0].strip().lower()[:2]
+        if primary in TEXT:
+            return primary
+    return "en"
+
+
+def t(lang: str, key: str, **values) -> str:
+    text = TEXT.get(lang, TEXT["en"]).get(key) or TEXT["en"][key]
+    return text.format(**values) if values else text
+
+
+def i18n():
+    """Gradio's translator for the static labels (built on first use: gradio is imported late)."""
+    import gradio as gr
+
+    return gr.I18n(**TEXT)
+
+
+# Exceptions whose message is written for the user (see each class): shown as they are.
+# Matched by name so this module imports none of the heavy modules that define them.
+USER_ERRORS = {
+    "NotReady", "WorkspaceError", "LLMError", "SyncError", "EmbedderError", "RetrievalError",
+    "GenerationError", "ExportRefused", "InvalidAnswer", "IndexMissing", "IndexDamaged",
+}
+
+
+def message_for(exc: BaseException, lang: str) -> str:
+    """What to show for a failure: its own message when it was written for people, else a
+    short note that points at the terminal (where the details are logged), never a trace."""
+    if any(cls.__name__ in USER_ERRORS for cls in type(exc).__mro__):
+        return str(exc)
+    import logging
+
+    logging.getLogger("tutor.ui").error("Unexpected error in the UI", exc_info=exc)
+    return t(lang, "unexpected", message=f"{type(exc).__name__}: {exc}")
+
+
+def warn(message: str) -> None:
+    """A yellow toast; Gradio renders toasts as HTML, so the message is escaped."""
+    import gradio as gr
+    from html import escape
+
+    gr.Warning(escape(message))
+
+
+def info(message: str) -> None:
+    import gradio as gr
+    from html import escape
+
+    gr.Info(escape(message))
