@@ -95,3 +95,18 @@ def test_help_imports_no_heavy_library():
     code = "import sys; from tutor.cli import cli; print(sorted({'numpy','torch','faiss','sentence_transformers'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_index_reports_generated_questions_made_stale_by_an_edit(vault, fake_embedder):
+    from index.note import Question
+    from tutor.practice.generated import Citation, GeneratedStore
+
+    invoke("index", "--notes", vault)
+    question = Question("Which service stores objects?", {"A": "Amazon S3", "B": "Amazon EMR"}, ("A",), {}, "", (), 0)
+    saved = GeneratedStore().save(vault, question, [Citation("s3.md", ("s3-note 노트", "핵심"))], None, {})
+    assert json.loads(invoke("index", "--notes", vault, "--json").output)["stale"] == []
+    note = vault / "s3.md"
+    note.write_text(note.read_text().replace("객체 스토리지다", "객체 스토리지이며 11 9s 내구성을 제공한다"))
+    stale = json.loads(invoke("index", "--notes", vault, "--json").output)["stale"]
+    assert [s["id"] for s in stale] == [saved.id] and "changed" in stale[0]["problems"][0]
+    assert "tutor generate stale" in invoke("index", "--notes", vault).output

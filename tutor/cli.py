@@ -90,8 +90,11 @@ def index(notes: Path, as_json: bool):
         raise click.ClickException(str(exc)) from exc
     finally:
         bars.close()
+    from tutor.practice.generated import stale
+
+    outdated = [{"id": item.id, "problems": list(item.problems)} for item in stale(notes, store)]
     if as_json:
-        click.echo(json.dumps(report.to_json(), ensure_ascii=False))
+        click.echo(json.dumps({**report.to_json(), "stale": outdated}, ensure_ascii=False))
         return
     if report.rebuilt:
         click.echo(f"Rebuilt: {report.rebuilt}")
@@ -104,6 +107,11 @@ def index(notes: Path, as_json: bool):
         click.echo(f"  skipped {item['path']}: {item['reason']}", err=True)
     for item in report.warnings:
         click.echo(f"  warning {item['path']}: {item['warning']}", err=True)
+    if outdated:
+        click.echo(f"{len(outdated)} generated question(s) cite sections that changed - "
+                   "'tutor generate stale --regenerate' or '--drop':")
+        for item in outdated:
+            click.echo(f"  {item['id']}: {'; '.join(item['problems'])}")
 
 
 @cli.command()
