@@ -30,7 +30,7 @@ def records_in(paths) -> list[QuestionRecord]:
 @pytest.fixture(scope="module")
 def records() -> list[QuestionRecord]:
     """Every question of the starter vault and the seed note: real wording, one and two answers."""
-    found = records_in([*sorted((REPO / "notes").glob("*.md")), SEED])
+    found = records_in([*sorted((REPO / "notes").glob("*.md")), *([SEED] if SEED.exists() else [])])
     assert {len(r.question.answer) for r in found} == {1, 2}
     return found
 
@@ -44,8 +44,14 @@ def test_markdown_parses_back_to_the_same_questions(records):
         assert len(parsed) == len(records)
         for record, back in zip(records, parsed):
             assert [getattr(back, f) for f in FIELDS] == [getattr(record.question, f) for f in FIELDS], record.id
-    assert "## 📝 관련 문제" in markdown and "**정답: A) Amazon S3, C) Amazon EMR**" in markdown
-    assert "- **AWS Glue** - ETL 서비스" in markdown and "> 출처: 000_282ce37f247d4922.txt › " in markdown
+    assert "## 📝 관련 문제" in markdown
+    for record in records:
+        q = record.question
+        assert "**정답: " + ", ".join(f"{letter}) {q.options[letter]}" for letter in q.answer) + "**" in markdown
+        assert f"> 출처: {record.note} › " in markdown
+        for letter, why in q.explanations.items():
+            if letter not in q.answer:
+                assert f"- **{q.options[letter]}** - {why.splitlines()[0]}" in markdown, record.id
 
 
 def test_prose_explanation_is_kept_when_no_option_is_explained():
@@ -87,10 +93,12 @@ def test_anki_deck_is_a_zip_holding_a_collection_with_every_question(records, tm
     write_anki(records, tmp_path / "deck.apkg")
     notes, models = anki_notes(tmp_path / "deck.apkg", tmp_path / "first")
     assert len(notes) == len(records) and str(ANKI_MODEL_ID) in models
-    seed = next(r for r in records if r.note == SEED.name)
-    front, back = next(flds for _, flds in notes if seed.question.stem in flds).split("\x1f")
-    assert "Select 2" in front and "A) Amazon S3" in front and "정답" not in front
-    assert "정답: A) Amazon S3, C) Amazon EMR" in back and "AWS Glue</b> - ETL" in back and SEED.name in back
+    glue = next(r for r in records if r.note == "glue-etl-data-catalog.md")
+    front, back = next(flds for _, flds in notes if glue.question.stem in flds).split("\x1f")
+    assert "Select 2" in front and "A) Run an AWS Glue crawler" in front and "정답" not in front
+    assert "정답: A) Run an AWS Glue crawler" in back and "E) Enable AWS Glue job bookmarks" in back
+    assert "Manually run CREATE TABLE statements in Athena whenever a new column appears</b> - 수동 작업" in back
+    assert glue.note in back
     write_anki(records, tmp_path / "again.apkg")
     again, _ = anki_notes(tmp_path / "again.apkg", tmp_path / "second")
     assert [g for g, _ in again] == [g for g, _ in notes]  # stable ids: re-import updates, never duplicates
@@ -103,8 +111,7 @@ def test_anki_deck_is_a_zip_holding_a_collection_with_every_question(records, tm
 def vault(tmp_path, fake_embedder):
     root = tmp_path / "vault"
     root.mkdir()
-    shutil.copy(SEED, root / "batch.md")
-    for name in ("athena-serverless-query.md", "s3-glacier-retrieval-options.md"):
+    for name in ("glue-etl-data-catalog.md", "athena-serverless-query.md", "s3-glacier-retrieval-options.md"):
         shutil.copy(REPO / "notes" / name, root / name)
     assert CliRunner().invoke(cli, ["index", "--notes", str(root)]).exit_code == 0
     return root
@@ -115,11 +122,11 @@ def run(*args):
 
 
 def test_cli_export_markdown_by_tag_then_refuses_to_overwrite(vault, tmp_path):
-    out = tmp_path / "exports" / "emr.md"
-    result = run("export", "--notes", vault, "--out", out, "--tag", "service/emr")
+    out = tmp_path / "exports" / "etl.md"
+    result = run("export", "--notes", vault, "--out", out, "--tag", "concept/etl")
     assert result.exit_code == 0 and "Wrote 1 question to" in result.output
     assert [q.stem for q in parse_questions(out.read_text(encoding="utf-8"))] == [
-        r.question.stem for r in records_in([vault / "batch.md"])]
+        r.question.stem for r in records_in([vault / "glue-etl-data-catalog.md"])]
     again = run("export", "--notes", vault, "--out", out)
     assert again.exit_code == 1 and "already exists" in again.output and "--force" in again.output
     assert len(parse_questions(out.read_text(encoding="utf-8"))) == 1  # untouched
@@ -146,9 +153,9 @@ def test_generated_questions_are_listed_practised_and_exported_like_the_notes_ow
 
     from tutor.practice.generated import Citation, GeneratedStore
 
-    (seed,) = records_in([vault / "batch.md"])
-    variant = replace(seed.question, stem="Which two services ingest and process batch data for ML? (Select 2)")
-    item = GeneratedStore().save(vault, variant, [Citation("batch.md", seed.question.headings)], seed.id, {})
+    (seed,) = records_in([vault / "glue-etl-data-catalog.md"])
+    variant = replace(seed.question, stem="Which two Glue features keep a nightly ETL job incremental and its schema current? (Select 2)")
+    item = GeneratedStore().save(vault, variant, [Citation(seed.note, seed.question.headings)], seed.id, {})
     listed = json.loads(run("quiz", "--notes", vault, "--list", "--json").output)
     assert item.id in [row["id"] for row in listed] and len(listed) == 4
     assert run("export", "--notes", vault, "--out", tmp_path / "gen.md", "--generated-only").exit_code == 0

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -13,12 +12,29 @@ from click.testing import CliRunner
 
 from index.note import QuestionRecord, question_id
 from index.parse import parse_note
-from tests.conftest import REPO, SEEDS, write_note
+from tests.conftest import REPO, write_note
 from tutor.cli import cli
 from tutor.practice.history import Attempt, History
 from tutor.practice.quiz import InvalidAnswer, Quiz, grade, merged, parse_letters, present
 
-SEED = SEEDS / "000_282ce37f247d4922.txt"
+MULTI = """**Question:** A team keeps raw logs cheaply and runs nightly Spark jobs over them. Which services fit? (Select 2)
+
+**Options:**
+
+- A) Amazon S3
+- B) AWS Glue
+- C) Amazon EMR
+- D) Amazon Kinesis Data Firehose
+- E) AWS Data Pipeline
+
+**정답: A) Amazon S3, C) Amazon EMR**
+
+💡 추가 설명:
+
+- **AWS Glue** - ETL 서비스로 변환에 쓰이지만 직접 운영하는 Spark 클러스터 요구와는 다르다
+- **Amazon Kinesis Data Firehose** - 스트림을 목적지로 전달하는 서비스라 야간 배치 처리 엔진이 아니다
+- **AWS Data Pipeline** - 신규 고객에게 더 이상 제공되지 않는 워크플로 도구다
+"""
 SINGLE = """**Question:** Which service stores objects?
 
 **Options:**
@@ -43,8 +59,8 @@ def records_of(text: str, path: str) -> list[QuestionRecord]:
 
 
 @pytest.fixture
-def seed_record() -> QuestionRecord:  # the seed note's "Select 2" question: answer A, C
-    return records_of(SEED.read_text(encoding="utf-8"), "batch.md")[0]
+def seed_record() -> QuestionRecord:  # a "Select 2" question in the seed's shape: answer A, C
+    return records_of("# 배치\n\n## 📝 관련 문제\n\n" + MULTI, "batch.md")[0]
 
 
 @pytest.fixture
@@ -68,7 +84,7 @@ def test_present_relabels_a_permutation_and_maps_both_ways(seed_record):
         for shown, text in p.options:
             assert seed_record.question.options[p.original(shown)] == text and p.shown(p.original(shown)) == shown
         assert sorted(p.original(a) for a in p.answer) == list(seed_record.question.answer)
-    assert p.select == 2 and p.source == "batch.md › AWS 배치 모드 머신러닝 데이터 처리 서비스 선택 › 📝 관련 문제"
+    assert p.select == 2 and p.source == "batch.md › 배치 › 📝 관련 문제"
 
 
 def test_grade_single_answer_shows_the_original_options_explanation(single_record):
@@ -185,7 +201,7 @@ def test_practice_commands_import_nothing_heavy():
 def vault(tmp_path, fake_embedder):
     root = tmp_path / "vault"
     root.mkdir()
-    shutil.copy(SEED, root / "batch.md")
+    write_note(root, "batch.md", "batch-note", {"📝 관련 문제": MULTI}, tags=("service/emr",))
     write_note(root, "s3.md", "s3-note", {"📝 관련 문제": SINGLE}, tags=("service/s3",))
     assert CliRunner().invoke(cli, ["index", "--notes", str(root)]).exit_code == 0
     return root
