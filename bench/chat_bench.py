@@ -110,8 +110,9 @@ def calibrate(notes: Path) -> None:
                   f"| {best[-1]:.3f} | {rejected}/{len(best)} below {MIN_RELEVANCE[lang]} |")
 
 
-def bench(notes: Path, llm: str | None, budget: int) -> None:
+def bench(notes: Path, llm: str | None, budget: int, show: bool) -> None:
     from tutor.chat import ChatEngine, make_model
+    from tutor.prompts import REFUSAL
     from tutor.retrieve import Retriever
 
     t0 = time.perf_counter()
@@ -133,22 +134,26 @@ def bench(notes: Path, llm: str | None, budget: int) -> None:
                 first_at = now - start
             elif kind == "done":
                 answer, end = value, now - start
-        generated = engine.count_tokens(answer.text) if answer.grounded else 0
-        rate = generated / (end - first_at) if generated > 1 and end > first_at else None
-        rows.append((question, note, sources_at, first_at, rate, answer))
-        print(f"  {sources_at:5.2f}s {first_at:5.2f}s {end:5.2f}s "
-              f"{f'{rate:4.1f} tok/s' if rate else 'refused   '} "
-              f"{'cited' if any(c.note == note for c in answer.citations) else '     '} {question}",
+        generated = answer.text not in REFUSAL.values()  # the relevance gate did not stop it
+        rate = engine.count_tokens(answer.text) / (end - first_at) if generated else None
+        rows.append((question, note, sources_at, first_at if generated else None, rate, answer))
+        verdict = ("cited" if any(c.note == note for c in answer.citations)
+                   else "grounded" if answer.grounded else "not grounded")
+        print(f"  {sources_at:5.2f}s {first_at:6.2f}s {end:6.2f}s "
+              f"{f'{rate:4.1f} tok/s' if rate else 'gated     '} {verdict:12} {question}",
               file=sys.stderr, flush=True)
+        if show:
+            print("    " + answer.text.replace("\n", "\n    "), file=sys.stderr, flush=True)
 
-    answered = [r for r in rows if r[5].grounded]
     to_sources = [r[2] for r in rows]
-    first = [r[3] for r in answered] or [float("nan")]
-    rates = [r[4] for r in answered if r[4]] or [float("nan")]
+    first = [r[3] for r in rows if r[3] is not None] or [float("nan")]
+    rates = [r[4] for r in rows if r[4]] or [float("nan")]
+    grounded = sum(r[5].grounded for r in rows)
     cited = sum(any(c.note == r[1] for c in r[5].citations) for r in rows)
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
-    print(f"\nbudget {budget} tokens, embedder load {t1 - t0:.1f} s, LLM load + system prompt {t2 - t1:.1f} s, "
-          f"{len(BENCH)} questions, {len(answered)} answered, {cited} cite the expected note\n")
+    print(f"\nbudget {budget} tokens, embedder load {t1 - t0:.1f} s, "
+          f"LLM load + system prompt {t2 - t1:.1f} s; {len(BENCH)} questions: {grounded} "
+          f"grounded, {cited} cite the expected note\n")
     print("| time to sources p50 / p95 | first token p50 / p95 | generation tok/s (median) | peak RSS |")
     print("| --- | --- | --- | --- |")
     print(f"| {pct(to_sources, .5):.2f} / {pct(to_sources, .95):.2f} s "
@@ -162,6 +167,7 @@ def main() -> None:
     parser.add_argument("--notes", type=Path, default=REPO / "notes")
     parser.add_argument("--llm", help="model spec (default: $TUTOR_LLM or the bundled model)")
     parser.add_argument("--budget", type=int, default=800, help="context budget in tokens")
+    parser.add_argument("--show", action="store_true", help="print every answer to stderr")
     parser.add_argument("--calibrate", action="store_true",
                         help="print best-hit cosine distributions instead (no LLM)")
     args = parser.parse_args()
@@ -173,7 +179,7 @@ def main() -> None:
     if args.calibrate:
         calibrate(notes)
     else:
-        bench(notes, args.llm, args.budget)
+        bench(notes, args.llm, args.budget, args.show)
 
 
 if __name__ == "__main__":

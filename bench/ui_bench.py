@@ -4,13 +4,15 @@
 
 Runs `tutor ui` twice in a throwaway TUTOR_HOME (models linked in from $TUTOR_HOME, or prepared):
 first with no index (cold: every note is embedded), then again (warm: nothing changed). Times
-come from the terminal lines `tutor ui` prints and, with a browser, from headless Chromium:
-page interactive (the question box usable) and the status pill shown, then for the warm run a question's sources, first
-answer text and finished answer. Prints one markdown table.
+come from the terminal lines `tutor ui` prints and, with a browser, from headless Chromium
+already running (as a user's is): page interactive (the question box usable), the status pill
+shown, then for the warm run a question's sources, first answer text and finished answer.
+Prints one markdown table.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import queue
 import shutil
@@ -50,7 +52,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(notes: Path, home: Path, question: str | None, browser: bool, timeout: float) -> dict[str, float]:
+def run(notes: Path, home: Path, question: str | None, page, timeout: float) -> dict[str, float]:
+    """One launch; `page` (a browser already running, as a user's is) opens it once it is up."""
     port = free_port()
     env = {**os.environ, "TUTOR_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     started = time.monotonic()
@@ -72,8 +75,8 @@ def run(notes: Path, home: Path, question: str | None, browser: bool, timeout: f
 
     try:
         wait_for("server up")
-        if browser:
-            times.update(drive(f"http://127.0.0.1:{port}", started, question, lambda: wait_for("models loaded")))
+        if page is not None:
+            times.update(drive(page, f"http://127.0.0.1:{port}", started, question, lambda: wait_for("models loaded")))
         wait_for("index ready")
         wait_for("models loaded")
     finally:
@@ -82,35 +85,28 @@ def run(notes: Path, home: Path, question: str | None, browser: bool, timeout: f
     return times
 
 
-def drive(url: str, started: float, question: str | None, models_loaded) -> dict[str, float]:
-    from playwright.sync_api import sync_playwright
-
+def drive(page, url: str, started: float, question: str | None, models_loaded) -> dict[str, float]:
     out = {}
-    with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-        browser = p.chromium.launch_persistent_context(profile, executable_path="/usr/bin/chromium", args=FLAGS,
-                                                       locale="ko-KR")
-        page = browser.new_page()
-        page.goto(url)
-        page.wait_for_selector("#question textarea")
-        out["page interactive"] = time.monotonic() - started
-        page.wait_for_selector("#index-state")
-        out["status shown"] = time.monotonic() - started
-        if question:
-            page.wait_for_selector("#index-state:has-text('최신 상태')", timeout=0)
-            models_loaded()
-            asked = time.monotonic()
-            page.fill("#question textarea", question)
-            page.click("#send")
-            page.wait_for_selector("#sources .src-card", timeout=0)
-            out["question → sources"] = time.monotonic() - asked
-            bot = page.locator("#chat .bot-row").last
-            placeholder = bot.inner_text()
-            while bot.inner_text() == placeholder and not page.locator("#sources .src-cited, #not-in-notes").count():
-                time.sleep(0.1)
-            out["question → first answer text"] = time.monotonic() - asked
-            page.wait_for_selector("#sources .src-cited, #not-in-notes", timeout=0)
-            out["question → answer done"] = time.monotonic() - asked
-        browser.close()
+    page.goto(url)
+    page.wait_for_selector("#question textarea")
+    out["page interactive"] = time.monotonic() - started
+    page.wait_for_selector("#index-state")
+    out["status shown"] = time.monotonic() - started
+    if question:
+        page.wait_for_selector("#index-state:has-text('최신 상태')", timeout=0)
+        models_loaded()
+        asked = time.monotonic()
+        page.fill("#question textarea", question)
+        page.click("#send")
+        page.wait_for_selector("#sources .src-card", timeout=0)
+        out["question → sources"] = time.monotonic() - asked
+        bot = page.locator("#chat .bot-row").last
+        placeholder = bot.inner_text()
+        while bot.inner_text() == placeholder and not page.locator("#sources .src-cited, #not-in-notes").count():
+            time.sleep(0.1)
+        out["question → first answer text"] = time.monotonic() - asked
+        page.wait_for_selector("#sources .src-cited, #not-in-notes", timeout=0)
+        out["question → answer done"] = time.monotonic() - asked
     return out
 
 
@@ -124,15 +120,27 @@ def main() -> None:
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="ui-bench-"))
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, home, ignore_errors=True)
         link_models(home)
+        page = None
+        if not args.no_browser:
+            from playwright.sync_api import sync_playwright
+
+            playwright = stack.enter_context(sync_playwright())
+            browser = playwright.chromium.launch_persistent_context(
+                stack.enter_context(tempfile.TemporaryDirectory()), executable_path="/usr/bin/chromium",
+                args=FLAGS, locale="ko-KR")
+            stack.callback(browser.close)
+            page = browser.new_page()
         results = {
-            "cold index": run(args.notes.resolve(), home, None, not args.no_browser, args.timeout),
-            "warm index": run(args.notes.resolve(), home, args.ask or None, not args.no_browser, args.timeout),
+            "cold index": run(args.notes.resolve(), home, None, page, args.timeout),
+            "warm index": run(args.notes.resolve(), home, args.ask or None, page, args.timeout),
         }
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
-    columns = ["server up", "page interactive", "status shown", "index ready", "models loaded",
+        for times in results.values():
+            if "page interactive" in times:
+                times["page after server up"] = times["page interactive"] - times["server up"]
+    columns = ["server up", "page interactive", "page after server up", "status shown", "index ready", "models loaded",
                "question → sources", "question → first answer text", "question → answer done"]
     columns = [c for c in columns if any(c in r for r in results.values())]
     print(f"`tutor ui` over {args.notes} ({len(list(args.notes.rglob('*.md')))} notes), {os.cpu_count()} cores; "

@@ -149,6 +149,24 @@ def test_answer_citing_nothing_is_flagged_as_not_grounded(vault):
     assert tokens.endswith(prompts.UNCITED["ko"]) and answer.text == tokens.strip()
 
 
+def test_generation_stops_when_the_model_repeats_itself(vault):
+    loop = "- 파티셔닝은 스캔량을 줄인다 [1].\n- 비용이 줄어든다 [1].\n"
+    eng = engine(vault, [loop * 20])
+    _, tokens, answer = run(eng, "Athena 파티셔닝?")
+    assert tokens.count("스캔량을 줄인다") <= 2 and tokens.count("비용이 줄어든다") == 1
+    assert answer.grounded and len(tokens) < 2 * len(loop)
+
+
+def test_generation_stops_when_the_model_recites_its_sources(vault):
+    eng = engine(vault, ["Glue 크롤러가 테이블을 만든다 [1].\n\n[2] PLACEHOLDER\n본문 복사"])
+    first = eng.ask("Glue 크롤러는?")
+    sources = next(first)[1]
+    header = eng._block(sources[1]).split("\n", 1)[0]
+    eng.model.replies[0] = eng.model.replies[0].replace("[2] PLACEHOLDER", header)
+    tokens = "".join(v for kind, v in first if kind == "token")
+    assert tokens.strip() == "Glue 크롤러가 테이블을 만든다 [1]."  # no header, nothing after
+
+
 def test_follow_up_is_rewritten_and_the_rewrite_is_searched(vault):
     rewritten = "AWS Glue 크롤러는 무엇을 하나요?"
     eng = engine(vault, [rewritten, "크롤러가 테이블을 만든다 [1]."])

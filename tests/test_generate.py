@@ -92,6 +92,11 @@ def last_prompt(gen: Generator) -> str:
     return gen.model.seen[-1][-1].content
 
 
+def asked(gen: Generator) -> list[str]:
+    """The last line of each request: what the model was asked to write."""
+    return [conversation[-1].content.rsplit("\n", 1)[-1] for conversation in gen.model.seen]
+
+
 BAD = [
     ("Amazon EMR", "correct"),  # the answer itself
     ("amazon  EMR.", "correct"),  # the answer, differently typed
@@ -113,28 +118,38 @@ def test_each_check_rejects_and_the_retry_asks_only_for_the_missing(vault, bad, 
     new = {text for letter, text in result.question.options.items() if letter not in result.question.answer}
     assert new == {"AWS Glue", "Amazon Athena", "Amazon Redshift"}
     assert (result.missing, result.calls, result.first_try) == (0, 2, False)
+    assert asked(gen)[0] == "Write 3 new distractors."
+    assert asked(gen)[1].startswith("Write 1 more distractors")
     retry = last_prompt(gen)
-    assert "Write 1 more distractors" in retry
-    assert repr(bad) in retry and result.rejected[0].reason in retry
+    assert f"- {bad!r}: {result.rejected[0].reason}" in retry
+    assert 'Already accepted (do not repeat): "AWS Glue"; "Amazon Athena"' in retry
+    assert retry.startswith(gen.model.seen[0][-1].content.rsplit("\n", 1)[0])  # same request: a cached prefix
 
 
-def test_duplicates_and_bad_citations_are_rejected(vault):
-    gen = generator(vault, reply("AWS Glue", "AWS Glue", "Amazon Athena"),
-                    json.dumps({"distractors": [{"text": "Amazon Redshift", "reason": "웨어하우스", "source": 99}]}),
-                    reply("Amazon Redshift"))
+def test_first_try(vault):
+    gen = generator(vault, reply("AWS Glue", "Amazon Athena", "Amazon Redshift"))
     result = gen.distractors(gen.find_question("emr#1"))
-    assert [r.kind for r in result.rejected] == ["duplicate", "source"]
-    assert "[99]" in result.rejected[1].reason
-    assert (result.missing, result.calls) == (0, 3)
+    assert (result.first_try, result.calls, result.rejected, result.missing) == (True, 1, [], 0)
 
 
-def test_invalid_json_is_retried_with_the_same_count(vault):
+def test_duplicates_are_rejected(vault):
+    gen = generator(vault, reply("AWS Glue", "AWS Glue", "Amazon Athena"), reply("Amazon Redshift"))
+    result = gen.distractors(gen.find_question("emr#1"))
+    assert [(r.text, r.kind) for r in result.rejected] == [("AWS Glue", "duplicate")]
+    assert result.missing == 0
+
+
+def test_invalid_json_and_unknown_sources_are_retried(vault):
     gen = generator(vault, "Sure! Here are three distractors: Glue, Athena, Redshift",
+                    reply("AWS Glue", "Amazon Athena", "Amazon Redshift", source=99),
                     reply("AWS Glue", "Amazon Athena", "Amazon Redshift"))
     result = gen.distractors(gen.find_question("emr#1"))
-    assert [r.kind for r in result.rejected] == ["invalid"]
-    assert "not valid JSON" in last_prompt(gen) and "exactly 3 distractors" in last_prompt(gen)
-    assert (result.missing, result.calls) == (0, 2)
+    assert [r.kind for r in result.rejected] == ["invalid", "invalid"]
+    assert "source" in result.rejected[1].reason  # the schema only admits the sources shown
+    assert "not valid JSON" in last_prompt(gen)
+    retry = "Write 3 more distractors that avoid these problems and differ from every option above."
+    assert asked(gen)[1:] == [retry, retry]
+    assert (result.missing, result.calls) == (0, 3)
 
 
 def test_retries_are_bounded_and_nothing_is_padded(vault):
@@ -144,7 +159,8 @@ def test_retries_are_bounded_and_nothing_is_padded(vault):
     assert result.calls == 3 and result.missing == 2
     assert sorted(result.question.options.values()) == ["AWS Glue", "Amazon EMR"]
     assert [r.kind for r in result.rejected] == ["correct", "correct", "correct", "correct", "unknown", "correct"]
-    assert "Write 2 more distractors" in last_prompt(gen)
+    retry = "Write 2 more distractors that avoid these problems and differ from every option above."
+    assert asked(gen)[1:] == [retry, retry]
 
 
 def test_letters_and_explanations_follow_their_options_through_the_shuffle(vault):
@@ -170,7 +186,7 @@ def test_sources_exclude_the_question_itself_and_are_cited(vault):
     gen = generator(vault, reply("AWS Glue", "Amazon Athena", "Amazon Redshift"))
     result = gen.distractors(gen.find_question("emr#1"))
     sources = gen.model.seen[0][1].content.split("Question:")[0]
-    assert "[1] " in sources and "emr.md › emr 노트 > 📝 관련 문제" not in sources
+    assert "[1] " in sources and "📝 관련 문제" not in sources  # no question blocks, this one least of all
     assert result.citations[0] == Citation("emr.md", ("emr 노트", "📝 관련 문제"))
     cited = {c.note for c in result.citations[1:]}
     assert cited and cited <= {"emr.md", "glue.md", "athena.md", "redshift.md"}
@@ -193,7 +209,8 @@ def test_new_question_checks_its_options_and_fills_what_failed(vault):
     assert [q.options[a] for a in q.answer] == ["Amazon EMR with transient clusters and Spot instances"]
     assert set(q.options.values()) - {q.options[q.answer[0]]} == {"AWS Glue", "Amazon Athena", "Amazon Redshift"}
     assert [r.kind for r in result.rejected] == ["unknown"]
-    assert "Write 1 more distractors" in last_prompt(gen)
+    assert asked(gen)[1].startswith("Write 1 more distractors") and "'Amazon QuantumStore'" in last_prompt(gen)
+    assert "Question: A team runs nightly Spark jobs" in last_prompt(gen)
     assert result.citations[0] == Citation("emr.md", ("emr 노트", "Amazon EMR"))
     assert "(근거: emr.md › emr 노트 > Amazon EMR)" in q.explanations[q.answer[0]]
     assert result.source_question is None and result.missing == 0
@@ -235,15 +252,15 @@ def test_paraphrase_by_embedding_but_not_when_names_differ(vault):
     answer = "Run the nightly Spark batch jobs on an Amazon EMR cluster"
     assert checker.same_meaning("Run the nightly Spark batch jobs on Amazon EMR clusters", answer).startswith("cosine")
     assert checker.same_meaning("Amazon EC2 T3 instances", "Amazon EC2 Inf2 instances") is None
-    target = Target("Which service?", (answer,), (), 1)
+    target = Target("Which service?", (answer,), ())
     kept, rejected = checker.review([Candidate("Run the nightly Spark batch jobs on Amazon EMR clusters", "", 1)], target)
     assert not kept and rejected[0].kind == "correct"
 
 
 def test_prompts_refuse_missing_values():
     with pytest.raises(prompts.PromptError, match=r"\$count"):
-        prompts.render(prompts.RETRY, rejected="- x")
-    assert "Write 2 more" in prompts.render(prompts.RETRY, rejected="- x", count=2)
+        prompts.render(prompts.RETRY, accepted="(none)", rejected="- x")
+    assert "Write 2 more" in prompts.render(prompts.RETRY, accepted="(none)", rejected="- x", count=2)
 
 
 # -- stored items -----------------------------------------------------------------------------

@@ -303,7 +303,7 @@ def test_a_round_ends_and_starts_again(ws):
 
 def test_new_variant_is_shown_graded_and_saved(ws):
     session = first_question(ws, "q1")[0]
-    session, text, one, many, result, save = practice_tab.generate(ws, session, "variant", "en", progress=lambda *a, **k: None)
+    session, text, one, many, result, save = practice_tab.generate(ws, session, "variant", "en")
     assert "✨ Generated" in text and "새 오답" in str(one["choices"]) and save["visible"]
     assert "1 wrong option(s) did not pass the checks" in text
     letter = next(v for label, v in one["choices"] if "새 오답" in label)
@@ -313,9 +313,25 @@ def test_new_variant_is_shown_graded_and_saved(ws):
     assert ws.saved == ["gen-123"] and button["visible"] is False and session["saved"]
 
 
+def test_a_failed_generation_keeps_the_question_and_says_why(ws):
+    class GenerationError(Exception):
+        pass
+
+    def fail(_record):
+        raise GenerationError("No usable question after 3 tries. Try another --heading, or a larger model with --llm.")
+
+    ws.variant = fail
+    session = first_question(ws, "q1")[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        session, text, one, many, result, save = practice_tab.generate(ws, session, "variant", "en")
+    assert result == "" and text["__type__"] == "update" and session["presented"].id == "q1"
+    assert "larger model" in str(caught[0].message)
+
+
 def test_new_question_from_the_note(ws):
     session = first_question(ws, "q1")[0]
-    session, text, *_ = practice_tab.generate(ws, session, "question", "en", progress=lambda *a, **k: None)
+    session, text, *_ = practice_tab.generate(ws, session, "question", "en")
     assert "New question from Kinesis 샤드" in text and session["generated"].id == "gen-new"
 
 
@@ -351,7 +367,8 @@ def test_skipped_notes_and_stale_questions_are_listed(ws):
 def test_status_line_says_what_the_index_is_doing():
     now = time.time()
     ready = Status(state="ready", notes=32, chunks=440, synced_at=now - 3, changed=2, indexed=True, llm_state="ready")
-    assert "Up to date — 32 notes · 440 chunks — 2 note(s) changed 3 s ago" in render.status_line("en", ready, now)
+    assert "Up to date — 32 notes · 440 chunks — 2 notes changed 3 s ago" in render.status_line("en", ready, now)
+    assert "1 note changed 3 s ago" in render.status_line("en", replace(ready, changed=1), now)
     assert "Built-in · Qwen2.5-Coder 1.5B" in render.status_line("en", ready, now)
     assert "최신 상태 — 노트 32개 · 청크 440개 — 3초 전 노트 2개 반영" in render.status_line("ko", ready, now)
     syncing = replace(ready, state="syncing", stage="embed", done=64, total=120)

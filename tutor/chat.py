@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Literal, Sequence
 from urllib.parse import quote
 
@@ -21,6 +21,7 @@ log = logging.getLogger("tutor.chat")
 
 ANSWER_MAX_TOKENS = 384  # short answers keep generation time low on a CPU
 ANSWER_TEMPERATURE = 0.1
+ANSWER_REPEAT_PENALTY = 1.1  # at 1.05 the 1.5B model looped on the same two bullets to the limit
 MIN_SOURCE_TOKENS = 60  # a source cut shorter than this says too little to be worth its header
 HISTORY_TURNS = 3  # turns of history the follow-up rewrite sees
 HISTORY_ANSWER_CHARS = 300
@@ -104,7 +105,8 @@ def make_model(spec: str | None = None, **opts: Any):
     """The chat model with the answer settings: short, nearly deterministic answers."""
     from tutor.llm import get_chat_model
 
-    opts = {"max_tokens": ANSWER_MAX_TOKENS, "temperature": ANSWER_TEMPERATURE, **opts}
+    opts = {"max_tokens": ANSWER_MAX_TOKENS, "temperature": ANSWER_TEMPERATURE,
+            "repeat_penalty": ANSWER_REPEAT_PENALTY, **opts}
     return get_chat_model(spec, **opts)
 
 
@@ -162,7 +164,8 @@ class ChatEngine:
         user = prompts.render(
             prompts.ANSWER_USER, question=query, language=prompts.LANGUAGES[lang],
             sources="\n\n".join(self._block(s) for s in sources))
-        stream = _CitationStream({s.n for s in sources})
+        headers = {self._block(s).split("\n", 1)[0] for s in sources}
+        stream = _CitationStream({s.n for s in sources}, headers)
         emitted: list[str] = []
         with closing(self.model.stream([SystemMessage(prompts.ANSWER_SYSTEM),
                                         HumanMessage(user)])) as chunks:
@@ -170,8 +173,8 @@ class ChatEngine:
                 if piece := stream.feed(chunk.text):
                     emitted.append(piece)
                     yield "token", piece
-                if stream.refused:
-                    break  # stop generating: the answer is decided
+                if stream.refused or stream.derailed:
+                    break  # stop generating: the answer is decided, or going nowhere
         tail = stream.finish()
         said = "".join(emitted) + tail
         if stream.refused:
@@ -239,7 +242,7 @@ class ChatEngine:
         text, lo, hi = source.text, 0, len(source.text)
         while lo < hi:  # binary search on characters: the count grows with the prefix
             mid = (lo + hi + 1) // 2
-            candidate = Source(**{**source.__dict__, "text": text[:mid] + " …"})
+            candidate = replace(source, text=text[:mid] + " …")
             if self.count_tokens(self._block(candidate)) <= room:
                 lo = mid
             else:
@@ -255,31 +258,52 @@ class ChatEngine:
 
 class _CitationStream:
     """Cleans streamed text: drops citation numbers not among the sources, records the valid
-    ones, and catches the NOT_IN_NOTES marker. Text that might still turn into a citation
-    or the marker (an open "[3", a trailing "NOT_", trailing spaces) is held back until it
-    is decided, so nothing shown is ever taken back."""
+    ones, catches the NOT_IN_NOTES marker, and notices when the model goes off track. Text
+    that might still turn into a citation, the marker or a copied source header (an open
+    "[3", a trailing "NOT_", a line starting "[2] Kinesis", trailing spaces) is held back
+    until it is decided, so nothing shown is ever taken back."""
 
-    def __init__(self, valid: set[int]):
+    def __init__(self, valid: set[int], headers: set[str]):
         self.valid = valid
+        self.headers = headers  # source header lines: a model reciting its prompt writes them
         self.cited: list[int] = []
         self.raw = ""
         self.shown = 0  # characters of the cleaned text already returned
         self.refused = False
+        self.derailed = False
 
     def feed(self, piece: str) -> str:
         self.raw += piece
         if prompts.NOT_COVERED in self.raw:
             self.refused = True
             return ""
-        return self._release(self._settled_end())
+        self._stop_at_derailment()
+        return self._release(len(self.raw.rstrip()) if self.derailed else self._settled_end())
 
     def finish(self) -> str:
         return "" if self.refused else self._release(len(self.raw))
+
+    def _stop_at_derailment(self) -> None:
+        """Cut the text before the first finished line that repeats an earlier line or a
+        source header: small models loop at low temperature, or recite their prompt."""
+        seen: set[str] = set()
+        start = 0
+        for line in self.raw.split("\n")[:-1]:
+            key = line.strip()
+            if len(key) >= 20 and (key in seen or key in self.headers):
+                self.raw, self.derailed = self.raw[:start], True
+                return
+            seen.add(key)
+            start += len(line) + 1
 
     def _settled_end(self) -> int:
         end = len(self.raw)
         if m := _OPEN_CITATION.search(self.raw):
             end = m.start()
+        line_start = self.raw.rfind("\n", 0, end) + 1
+        current = self.raw[line_start:end].strip()
+        if current.startswith("[") and any(h.startswith(current) for h in self.headers):
+            end = line_start
         marker = prompts.NOT_COVERED
         for size in range(min(len(marker) - 1, end), 0, -1):
             if self.raw[:end].endswith(marker[:size]):

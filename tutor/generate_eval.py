@@ -78,7 +78,7 @@ def human_baseline(checker, records) -> dict:
     for record in records:
         q = record.question
         correct = tuple(q.options[letter] for letter in q.answer)
-        target = Target(q.stem, correct, (), 1)
+        target = Target(q.stem, correct, ())
         for letter, text in q.options.items():
             if letter in q.answer:
                 continue

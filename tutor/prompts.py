@@ -18,7 +18,8 @@ sources the user gives you.
 After each fact, write the number of the source it comes from in square brackets, like [1] or [2].
 If the question asks about something the sources do not mention at all (for example a product \
 of another cloud provider), reply with exactly {NOT_COVERED}.
-Keep the answer short: at most five sentences or bullet points."""
+Keep the answer short: at most five sentences or bullet points. Do not copy the sources \
+or their headings."""
 
 ANSWER_USER = Template("""\
 Sources:

@@ -112,7 +112,7 @@ class Workspace:
 
         try:
             if getattr(self.embedder, "spec", None) == DEFAULT_MODEL:
-                self._set(state="indexing" if not self.store.exists() else "syncing", stage="model")
+                self._set(state="indexing" if not self.store.exists() else "syncing")
                 ensure_default_model(progress=lambda _message, fraction: self._set(stage="model", done=fraction, total=1))
             self.sync()
         except Exception:

@@ -53,10 +53,11 @@ CSS = """
 .opt-wrong {outline: 1px solid #ff7875}
 .opt-mark {font-size: .8rem; margin-left: 6px; color: var(--body-text-color-subdued)}
 .opt-why {font-size: .86rem; color: var(--body-text-color-subdued); margin-top: 2px}
+.busy {border: 1px dashed var(--color-accent); border-radius: 10px; padding: 12px 14px; color: var(--body-text-color)}
 .session-score {margin-top: 8px; font-size: .9rem; color: var(--body-text-color-subdued)}
-.table {width: 100%; border-collapse: collapse; font-size: .9rem}
-.table th, .table td {text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--border-color-primary);
-                      vertical-align: top}
+.table {width: 100%; border-collapse: collapse; font-size: .9rem; border: none !important}
+.table th, .table td {text-align: left; padding: 6px 8px; border: none !important;
+                      border-bottom: 1px solid var(--border-color-primary) !important; vertical-align: top}
 .bar {display: inline-block; width: 70px; height: 8px; border-radius: 4px; background: #f0f0f0;
       vertical-align: middle; overflow: hidden}
 .bar span {display: block; height: 100%; background: var(--color-accent)}
@@ -118,12 +119,12 @@ def create_app(workspace):
 
         def tick(lg, seen):
             """The header every few seconds; the tag lists only when the vault's tags changed."""
-            tags = tuple(chat_tab.tag_choices(ws))
+            status, tags = ws.status(), tuple(chat_tab.tag_choices(ws))
             changed = tags != tuple(map(tuple, seen))
-            return (render.status_line(lg, ws.status()), tags,
+            return (render.status_line(lg, status), tags,
                     gr.update(choices=list(tags)) if changed else gr.update(),
                     gr.update(choices=practice_tab.tag_choices(ws, lg)) if changed else gr.update(),
-                    render.index_card(lg, ws.status()))
+                    render.index_card(lg, status))
 
         loaded = app.load(on_load, None, [lang, status, tags_seen, chat["tags"], practice["tag"], chat["sources"],
                                           practice["scores"], *notes["outputs"]], show_progress="hidden")

@@ -126,14 +126,14 @@ def build(ws, i18n, lang):
                 box = gr.Textbox(show_label=False, placeholder=i18n("ask_placeholder"), elem_id="question",
                                  scale=8, lines=1, max_lines=6, autofocus=True, container=False)
                 send = gr.Button(i18n("send"), variant="primary", scale=1, min_width=80, elem_id="send")
-                clear = gr.Button(i18n("new_chat"), variant="secondary", scale=1, min_width=110, elem_id="new-chat")
+                clear = gr.Button(i18n("new_chat"), variant="secondary", scale=1, min_width=140, elem_id="new-chat")
         with gr.Column(scale=2, min_width=320):
             tags = gr.Dropdown(label=i18n("filter"), info=i18n("filter_info"), multiselect=True, choices=[],
                                elem_id="tag-filter")
             with gr.Row(equal_height=True):
                 model = gr.Dropdown(label=i18n("model"), choices=[(render.model_name("en", ws.llm_spec), ws.llm_spec)],
                                     value=ws.llm_spec, scale=4, elem_id="model")
-                refresh = gr.Button(i18n("refresh_models"), size="sm", scale=1, min_width=120, elem_classes=["btn-fit"])
+                refresh = gr.Button(i18n("refresh_models"), size="sm", scale=1, min_width=150, elem_classes=["btn-fit"])
             model_note = gr.Markdown(elem_classes=["note"])
             gr.Markdown(i18n("sources_md"))
             sources = gr.HTML(render.sources_panel("en"), elem_id="sources")

@@ -47,13 +47,11 @@ def drop(ws, item_id: str | None, lang: str) -> tuple:
     return panels(ws, lang)
 
 
-def regenerate(ws, item_id: str | None, lang: str, progress=None) -> tuple:
+def regenerate(ws, item_id: str | None, lang: str) -> tuple:
 
     if not item_id:
         warn(t(lang, "pick_stale"))
         return panels(ws, lang)
-    if progress is not None:
-        progress(None, desc=t(lang, "generating"))
     try:
         fresh = ws.regenerate(item_id)
     except Exception as exc:
@@ -84,10 +82,10 @@ def build(ws, i18n, lang):
     def reindex_fn(lg, progress=gr.Progress()):
         return reindex(ws, lg, progress)
 
-    def regenerate_fn(item_id, lg, progress=gr.Progress()):
-        return regenerate(ws, item_id, lg, progress)
 
     button.click(reindex_fn, lang, outputs)
     drop_btn.click(lambda item_id, lg: drop(ws, item_id, lg), [pick, lang], outputs)
-    regen_btn.click(regenerate_fn, [pick, lang], outputs)
+    regen_btn.click(lambda item_id, lg: render.busy(lg, "generating") if item_id else gr.update(), [pick, lang], stale,
+                    show_progress="hidden").then(lambda item_id, lg: regenerate(ws, item_id, lg), [pick, lang], outputs,
+                                                 show_progress_on=[card])
     return {"outputs": outputs}

@@ -94,20 +94,20 @@ def check(ws, session: dict, one: str | None, many: list | None, lang: str) -> t
     return session, render.grade_html(lang, grade, ws.link(presented.record.note)) + score, locked, locked, scores(ws, lang)
 
 
-def generate(ws, session: dict, kind: str, lang: str, progress=None) -> tuple:
+def generate(ws, session: dict, kind: str, lang: str) -> tuple:
     """A new variant of the shown question, or a new question from its note (slow: a local LLM)."""
+    import gradio as gr
+
     presented = (session or {}).get("presented")
     if presented is None:
         warn(t(lang, "no_question"))
         return _unchanged(session)
-    if progress is not None:
-        progress(None, desc=t(lang, "generating"))
     try:
         made = ws.variant(presented.record) if kind == "variant" else ws.new_question(presented.record.note)
         record = ws.as_record(made)
     except Exception as exc:
         warn(message_for(exc, lang))
-        return _unchanged(session)
+        return (*_unchanged(session)[:4], "", gr.update())  # the question stays; the busy note goes
     from tutor.practice.quiz import present
 
     if kind == "variant":
@@ -189,18 +189,17 @@ def build(ws, i18n, lang):
 
     shown = [session, question, one, many, result, save_btn]
 
-    def variant_fn(s, lg, progress=gr.Progress()):
-        return generate(ws, s, "variant", lg, progress)
-
-    def note_fn(s, lg, progress=gr.Progress()):
-        return generate(ws, s, "question", lg, progress)
+    def busy(s, lg):
+        """Says what is happening at once: generation takes a minute on a laptop CPU."""
+        return render.busy(lg, "generating") if (s or {}).get("presented") else gr.update()
 
     nxt.click(lambda s, tg, lg: next_question(ws, s, tg, lg), [session, tag, lang], shown)
     tag.input(lambda s, tg, lg: next_question(ws, s, tg, lg), [session, tag, lang], shown)
     check_btn.click(lambda s, a, b, lg: check(ws, s, a, b, lg), [session, one, many, lang],
                     [session, result, one, many, score_html])
-    variant_btn.click(variant_fn, [session, lang], shown)
-    note_btn.click(note_fn, [session, lang], shown)
+    for button, kind in ((variant_btn, "variant"), (note_btn, "question")):
+        button.click(busy, [session, lang], result, show_progress="hidden").then(
+            lambda s, lg, kind=kind: generate(ws, s, kind, lg), [session, lang], shown, show_progress_on=[question])
     save_btn.click(lambda s, lg: save(ws, s, lg), [session, lang], [session, save_btn])
     export_btn.click(lambda f, tg, lg: export(ws, f, tg, lg), [fmt, tag, lang], download)
     return {"tag": tag, "scores": score_html}

@@ -34,7 +34,7 @@ def _pct(done: float, total: float) -> str:
 def stage(lang: str, name: str | None, done: float = 0, total: float = 0) -> str:
     """A sync or preparation stage in words: 'embedding 64/440 chunks'."""
     if name == "model":
-        return t(lang, "stage_model", pct=_pct(done, total))
+        return t(lang, "stage_model", pct=_pct(done, total)).rstrip()
     if name in ("parse", "embed"):
         return t(lang, f"stage_{name}", done=int(done), total=int(total))
     if name == "write":
@@ -73,7 +73,7 @@ def status_line(lang: str, status, now: float | None = None) -> str:
         main, kind = t(lang, "st_ready", notes=status.notes, chunks=status.chunks), "ok"
         if status.synced_at is not None:
             when = ago(lang, status.synced_at, now)
-            main += " — " + (t(lang, "st_ready_changed", changed=status.changed, ago=when) if status.changed
+            main += " — " + (t(lang, "st_ready_changed", n=status.changed, ago=when) if status.changed
                              else t(lang, "st_ready_checked", ago=when))
     parts = [f'<span class="pill pill-{kind}" id="index-state">{escape(main)}</span>']
     llm = {
@@ -87,6 +87,10 @@ def status_line(lang: str, status, now: float | None = None) -> str:
     if status.stale:
         parts.append(f'<span class="pill pill-warn">{escape(t(lang, "st_stale", n=status.stale))}</span>')
     return '<div class="status-row">' + "".join(parts) + "</div>"
+
+
+def busy(lang: str, key: str) -> str:
+    return f'<div class="busy" id="busy">⏳ {escape(t(lang, key))}</div>'
 
 
 def _snippet(text: str) -> str:

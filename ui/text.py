@@ -38,7 +38,8 @@ TEXT: dict[str, dict[str, str]] = {
         "model_gguf": "llama.cpp · {name}",
         "model_ollama": "Ollama · {name}",
         "model_switched": "Answers now come from {name}.",
-        "ollama_found": "Ollama lists {n} model(s).",
+        "ollama_found": "Ollama lists {n} models.",
+        "ollama_found_one": "Ollama lists 1 model.",
         "ollama_none": "Ollama is running but has no models - run 'ollama pull qwen2.5:7b'.",
         "error_prefix": "⚠️ {message}",
         "unexpected": "Something went wrong: {message}. The details are in the terminal running 'tutor ui'.",
@@ -86,7 +87,8 @@ TEXT: dict[str, dict[str, str]] = {
         "export_format": "Format",
         "export_button": "Export questions",
         "export_file": "Download",
-        "exported": "Exported {n} question(s).",
+        "exported": "Exported {n} questions.",
+        "exported_one": "Exported 1 question.",
         # notes
         "index_md": "#### Index",
         "reindex": "🔄 Re-index now",
@@ -113,14 +115,15 @@ TEXT: dict[str, dict[str, str]] = {
         "reindexed": "Index up to date: {notes} notes, {chunks} chunks ({changed} changed) in {seconds:.1f} s.",
         # status
         "st_starting": "⏳ Starting…",
-        "st_model": "⏳ Preparing the embedding model… {pct}",
         "st_indexing": "⏳ Indexing your notes: {detail}",
         "st_syncing": "🔄 Syncing: {detail}",
         "st_ready": "✅ Up to date — {notes} notes · {chunks} chunks",
-        "st_ready_changed": "{changed} note(s) changed {ago}",
+        "st_ready_changed": "{n} notes changed {ago}",
+        "st_ready_changed_one": "1 note changed {ago}",
         "st_ready_checked": "checked {ago}",
         "st_error": "⚠️ {error}",
-        "st_stale": "{n} generated question(s) to review (Notes tab)",
+        "st_stale": "{n} generated questions to review (Notes tab)",
+        "st_stale_one": "1 generated question to review (Notes tab)",
         "stage_parse": "reading {done}/{total} notes",
         "stage_embed": "embedding {done}/{total} chunks",
         "stage_write": "saving the index",
@@ -166,6 +169,7 @@ TEXT: dict[str, dict[str, str]] = {
         "model_ollama": "Ollama · {name}",
         "model_switched": "이제 {name} 모델이 답합니다.",
         "ollama_found": "Ollama 모델 {n}개를 찾았습니다.",
+        "ollama_found_one": "Ollama 모델 1개를 찾았습니다.",
         "ollama_none": "Ollama는 실행 중이지만 모델이 없습니다 - 'ollama pull qwen2.5:7b'를 실행하세요.",
         "error_prefix": "⚠️ {message}",
         "unexpected": "문제가 생겼습니다: {message}. 자세한 내용은 'tutor ui'를 실행한 터미널에 있습니다.",
@@ -213,6 +217,7 @@ TEXT: dict[str, dict[str, str]] = {
         "export_button": "문제 내보내기",
         "export_file": "내려받기",
         "exported": "문제 {n}개를 내보냈습니다.",
+        "exported_one": "문제 1개를 내보냈습니다.",
         "index_md": "#### 색인",
         "reindex": "🔄 지금 다시 색인",
         "reindex_info": "모든 노트를 다시 읽고, 새로 바뀐 내용만 임베딩합니다. 노트를 저장하면 1초 뒤 자동으로 반영됩니다.",
@@ -237,14 +242,15 @@ TEXT: dict[str, dict[str, str]] = {
         "pick_stale": "먼저 문제를 고르세요.",
         "reindexed": "색인 완료: 노트 {notes}개, 청크 {chunks}개 (바뀐 노트 {changed}개), {seconds:.1f}초.",
         "st_starting": "⏳ 시작하는 중…",
-        "st_model": "⏳ 임베딩 모델 준비 중… {pct}",
         "st_indexing": "⏳ 노트 색인 중: {detail}",
         "st_syncing": "🔄 동기화 중: {detail}",
         "st_ready": "✅ 최신 상태 — 노트 {notes}개 · 청크 {chunks}개",
-        "st_ready_changed": "{ago} 노트 {changed}개 반영",
+        "st_ready_changed": "{ago} 노트 {n}개 반영",
+        "st_ready_changed_one": "{ago} 노트 1개 반영",
         "st_ready_checked": "{ago} 확인",
         "st_error": "⚠️ {error}",
         "st_stale": "다시 확인할 생성 문제 {n}개 (노트 탭)",
+        "st_stale_one": "다시 확인할 생성 문제 1개 (노트 탭)",
         "stage_parse": "노트 읽는 중 {done}/{total}",
         "stage_embed": "청크 임베딩 중 {done}/{total}",
         "stage_write": "색인 저장 중",
@@ -280,6 +286,9 @@ def lang_of(accept_language: str | None) -> str:
 
 
 def t(lang: str, key: str, **values) -> str:
+    """The text for `key`; `key_one` instead when it exists and the count `n` is 1."""
+    if values.get("n") == 1 and f"{key}_one" in TEXT["en"]:
+        key = f"{key}_one"
     text = TEXT.get(lang, TEXT["en"]).get(key) or TEXT["en"][key]
     return text.format(**values) if values else text
 

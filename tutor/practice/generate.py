@@ -7,12 +7,13 @@ only, a bounded number of times. What could not be generated is reported, never 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from index.note import Question, QuestionRecord
 from tutor.llm import LLMError
@@ -37,11 +38,11 @@ class GenerationError(Exception):
     """Nothing usable could be generated, or the input cannot be found; the message says what to do."""
 
 
-def chat_model(spec: str | None = None) -> "BaseChatModel":
-    """Warmer than chat: retries should not repeat the rejected options."""
+def chat_model(spec: str | None = None, **opts: Any) -> "BaseChatModel":
+    """Warmer than chat, so retries do not repeat the rejected options; room for five options."""
     from tutor.llm import get_chat_model
 
-    return get_chat_model(spec, temperature=0.6, max_tokens=700)
+    return get_chat_model(spec, **{"temperature": 0.6, "max_tokens": 700, **opts})
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,12 @@ class Generator:
         self.terms = IndexTerms(self.index)
         self.checker = Checker(self.terms, self.retriever.embedder)
         self.model, self.retries, self.rng = model, retries, random.Random(seed)
+        self._questions: tuple | None = None
+
+    def _question_sections(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        if self._questions is None:
+            self._questions = tuple(dict.fromkeys((r.note, r.question.headings) for r in self.index.questions()))
+        return self._questions
 
     def find_question(self, question_id: str) -> QuestionRecord:
         records = {r.id: r for r in self.index.questions()}
@@ -131,13 +138,9 @@ class Generator:
             raise GenerationError(f"--n must be 1-{len(LETTERS) - len(q.answer)} for {record.id}")
         own = Citation(record.note, q.headings)
         correct = [q.options[letter] for letter in q.answer]
-        sources = self._related(q.stem + "\n" + "\n".join(correct), record.note, record.tags, own)
-        target = Target(q.stem, tuple(correct), tuple(q.options.values()), len(sources))
-        messages = _messages(prompts.DISTRACTOR_SYSTEM, prompts.render(
-            prompts.DISTRACTOR_REQUEST, sources="\n\n".join(s.prompt() for s in sources), stem=q.stem,
-            correct=_listed(correct), existing=_listed(q.options.values()), count=n,
-        ))
-        accepted = self._fill(messages, target, n, [], run, calls=1 + self.retries, first=True)
+        sources = self._related(q.stem + "\n" + "\n".join(correct), own, record.tags)
+        target = Target(q.stem, tuple(correct), tuple(q.options.values()))
+        accepted = self._fill(target, sources, n, [], run, calls=1 + self.retries)
         kept = [
             (q.options[letter], q.explanations.get(letter) or f"노트의 정답입니다 ({own.note} › {own.heading})", own, True)
             for letter in q.answer
@@ -145,42 +148,61 @@ class Generator:
         origin = {"kind": "distractors", "question": record.id, "n": n}
         return self._finish(run, q.stem, kept, accepted, sources, own, record.id, origin, started)
 
-    def _related(self, query: str, note: str, tags: tuple[str, ...], own: Citation) -> list[Source]:
-        """Sections on the topic anywhere, then sections of other notes on the same services."""
-        exclude = ((own.note, own.headings),)
-        topic = self.retriever.search(query, k=3, exclude=exclude)
+    def _related(self, query: str, own: Citation, tags: tuple[str, ...], first: Source | None = None) -> list[Source]:
+        """Prose sections on the topic, alternating with other notes on the same services.
+
+        Question blocks are left out: a reason should rest on what a note explains, and options
+        shown there invite copying.
+        """
+        questions = self._question_sections()
+        exclude = ((own.note, own.headings), *questions)
+        topic = self.retriever.search(query, k=MAX_SOURCES, exclude=exclude)
         services = tuple(t for t in tags if t.startswith("service/"))
-        neighbours = self.retriever.search(query, k=3, tags=services, exclude=((note, ()),)) if services else []
-        mixed = [h for pair in zip(topic, neighbours) for h in pair] + topic[len(neighbours):] + neighbours[len(topic):]
-        sources: list[Source] = []
+        neighbours = self.retriever.search(
+            query, k=MAX_SOURCES, tags=services, exclude=((own.note, ()), *questions)
+        ) if services else []
+        sources = [first] if first else []
         seen = {(own.note, own.headings)}
-        for hit in mixed:
+        for hit in [h for pair in itertools.zip_longest(topic, neighbours) for h in pair if h]:
             if (hit.note, hit.headings) not in seen and len(sources) < MAX_SOURCES:
                 seen.add((hit.note, hit.headings))
                 sources.append(Source(len(sources) + 1, Citation(hit.note, hit.headings), hit.text))
         return sources
 
-    def _fill(self, messages: list, target: Target, want: int, accepted: list[Candidate], run: Run,
-              calls: int, first: bool) -> list[Candidate]:
-        """Ask until `want` candidates pass or `calls` run out; each call asks only for the missing count."""
+    def _fill(self, target: Target, sources: list[Source], want: int, accepted: list[Candidate], run: Run,
+              calls: int, rejected: Sequence[Rejection] = ()) -> list[Candidate]:
+        """Ask until `want` candidates pass or `calls` run out; each call asks only for the missing count.
+
+        A retry is the same request plus what was accepted and what was rejected and why: the model
+        never sees its own rejected answer as something it said, which a small model would repeat.
+        """
+        request = prompts.render(
+            prompts.DISTRACTOR_REQUEST, sources="\n\n".join(s.prompt() for s in sources), stem=target.stem,
+            correct=_listed(target.correct), existing=_listed(target.existing) or "(none)",
+        )
+        rejected = list(rejected)  # what the model is told; run.rejected holds everything
+        first = run.calls == 0
         while len(accepted) < want and calls > 0:
             count, calls = want - len(accepted), calls - 1
             run.calls += 1
+            if rejected or accepted:
+                ask = prompts.render(prompts.RETRY, accepted=_listed(c.text for c in accepted) or "(none)",
+                                     rejected=_reasons(rejected), count=count)
+            else:
+                ask = prompts.render(prompts.ASK, count=count)
             try:
-                reply = _invoke(self.model, _schemas().distractors(count), messages)
+                reply = _invoke(self.model, _schemas().distractors(count, len(sources)),
+                                _messages(prompts.DISTRACTOR_SYSTEM, request + ask))
             except _Junk as exc:
-                run.rejected.append(Rejection("", f"the answer was not valid JSON for the form: {exc}", "invalid"))
-                messages.append(_human(prompts.render(prompts.INVALID, error=str(exc), count=count)))
-                first = False
-                continue
-            candidates = [Candidate(d.text.strip(), d.reason.strip(), d.source) for d in reply.distractors]
-            kept, bad = self.checker.review(candidates, target, accepted)
-            accepted = [*accepted, *kept[:count]]
+                bad = [Rejection("", f"the answer was not valid JSON for the form: {exc}", "invalid")]
+            else:
+                candidates = [Candidate(d.text.strip(), d.reason.strip(), d.source) for d in reply.distractors]
+                kept, bad = self.checker.review(candidates, target, accepted)
+                accepted = [*accepted, *kept[:count]]
+                run.first_try = first and not bad
+            rejected += bad
             run.rejected += bad
-            run.first_try = first and not bad
             first = False
-            if len(accepted) < want:
-                messages += [_ai(reply.model_dump_json()), _retry(bad, want - len(accepted))]
         run.missing = want - len(accepted)
         return accepted
 
@@ -214,46 +236,44 @@ class Generator:
         started, run = time.perf_counter(), Run()
         section = Source(1, *self._section(note, heading))
         own = section.citation
-        tags = self._note_tags(own.note)
-        related = self._related(own.heading + "\n" + section.text[:600], own.note, tags, own)
-        sources = [section, *(Source(i, s.citation, s.text) for i, s in enumerate(related[: MAX_SOURCES - 1], 2))]
-        messages = _messages(prompts.QUESTION_SYSTEM, prompts.render(
+        sources = self._related(own.heading + "\n" + section.text[:600], own, self._note_tags(own.note), section)
+        request = prompts.render(
             prompts.QUESTION_REQUEST, note=own.note, heading=own.heading,
             section=section.prompt(SECTION_CHARS).split("\n", 1)[1],
             sources="\n\n".join(s.prompt() for s in sources[1:]) or "(none)", correct_count=1, count=n,
-        ))
-        written = self._write_question(messages, section, run)
+        )
+        written = self._write_question(request, section, len(sources), run)
         correct = [o for o in written.options if o.correct]
-        target = Target(written.stem, tuple(o.text.strip() for o in correct), (), len(sources))
+        target = Target(written.stem.strip(), tuple(o.text.strip() for o in correct), ())
         wrong = [Candidate(o.text.strip(), o.explanation.strip(), o.source) for o in written.options if not o.correct]
         accepted, bad = self.checker.review(wrong, target)
         accepted, run.rejected = accepted[:n], run.rejected + bad
         run.first_try = run.calls == 1 and not bad and len(accepted) == n
         if len(accepted) < n:
-            messages += [_ai(written.model_dump_json()), _retry(bad, n - len(accepted))]
-            accepted = self._fill(messages, target, n, accepted, run, calls=self.retries, first=False)
+            accepted = self._fill(target, sources, n, accepted, run, calls=self.retries, rejected=bad)
         kept = [(o.text.strip(), f"{o.explanation.strip()} (근거: {own.note} › {own.heading})", own, True) for o in correct]
         origin = {"kind": "question", "note": own.note, "headings": list(own.headings), "n": n}
-        return self._finish(run, written.stem.strip(), kept, accepted, sources, own, None, origin, started)
+        return self._finish(run, target.stem, kept, accepted, sources, own, None, origin, started)
 
-    def _write_question(self, messages: list, section: Source, run: Run) -> Any:
+    def _write_question(self, request: str, section: Source, sources: int, run: Run) -> Any:
+        problem = None
         for _ in range(1 + self.retries):
             run.calls += 1
+            ask = prompts.render(prompts.QUESTION_RETRY, problem=problem) if problem else ""
             try:
-                written = _invoke(self.model, _schemas().NewQuestion, messages)
+                written = _invoke(self.model, _schemas().question(sources), _messages(prompts.QUESTION_SYSTEM, request + ask))
             except _Junk as exc:
-                run.rejected.append(Rejection("", f"the answer was not valid JSON for the form: {exc}", "invalid"))
-                messages.append(_human(prompts.render(prompts.QUESTION_RETRY, problem=f"not valid JSON ({exc})")))
+                problem = f"the answer was not valid JSON for the form: {exc}"
+                run.rejected.append(Rejection("", problem, "invalid"))
                 continue
             problem = self._question_problem(written, section)
             if not problem:
                 return written
             run.rejected.append(Rejection(written.stem, problem, "question"))
-            messages += [_ai(written.model_dump_json()), _human(prompts.render(prompts.QUESTION_RETRY, problem=problem))]
-        reasons = "; ".join(r.reason for r in run.rejected[-3:])
         raise GenerationError(
             f"No usable question from {section.citation.note} › {section.citation.heading} after {run.calls} "
-            f"tries ({reasons}). Try another --heading, or a larger model with --llm."
+            f"tries ({'; '.join(r.reason for r in run.rejected[-3:])}). Try another --heading, or a larger "
+            "model with --llm."
         )
 
     def _question_problem(self, written: Any, section: Source) -> str | None:
@@ -333,61 +353,61 @@ def _invoke(model, schema, messages):
     except LLMError as exc:
         import pydantic
 
-        if isinstance(exc.__cause__, pydantic.ValidationError):
-            raise _Junk(str(exc).split(" Try again")[0]) from exc
+        cause = exc.__cause__
+        if isinstance(cause, pydantic.ValidationError):
+            problems = [f"{'.'.join(map(str, e['loc'])) or 'the answer'}: {e['msg']}" for e in cause.errors()[:2]]
+            raise _Junk("; ".join(problems)) from exc
         raise
 
 
 @functools.cache
 def _schemas():
-    """The JSON forms the model must fill, built on first use (pydantic is not free to import)."""
+    """The JSON forms the model must fill, built on first use (pydantic is not free to import).
+
+    Source numbers are an enum of the sources shown, so a constrained model cannot cite one that
+    does not exist, and any other backend's answer that does fails validation and is retried.
+    """
     from types import SimpleNamespace
+    from typing import Literal
 
     from pydantic import BaseModel, Field, create_model
 
-    class Distractor(BaseModel):
-        text: str = Field(description="the wrong option, the same kind of thing as the correct options")
-        reason: str = Field(description="one line in Korean: why it is wrong here")
-        source: int = Field(description="number of the source the reason rests on")
-
-    class NewOption(BaseModel):
-        text: str
-        correct: bool
-        explanation: str = Field(description="one line in Korean: why it is right or wrong")
-        source: int = Field(description="number of the source the explanation rests on; 1 for correct options")
-
-    class NewQuestion(BaseModel):
-        stem: str
-        options: list[NewOption] = Field(min_length=3, max_length=len(LETTERS))
+    def source(count: int, what: str):
+        return (Literal[tuple(range(1, count + 1))], Field(description=f"number of the source {what} rests on"))
 
     @functools.cache
-    def distractors(count: int) -> type[BaseModel]:
-        return create_model("Distractors", distractors=(list[Distractor], Field(min_length=count, max_length=count)))
+    def distractors(count: int, sources: int) -> type[BaseModel]:
+        item = create_model(
+            "Distractor",
+            text=(str, Field(description="the wrong option, the same kind of thing as the correct options")),
+            reason=(str, Field(description="one line in Korean: why it is wrong here")),
+            source=source(sources, "the reason"),
+        )
+        return create_model("Distractors", distractors=(list[item], Field(min_length=count, max_length=count)))
 
-    return SimpleNamespace(distractors=distractors, NewQuestion=NewQuestion)
+    @functools.cache
+    def question(sources: int) -> type[BaseModel]:
+        option = create_model(
+            "NewOption", text=(str, ...), correct=(bool, ...),
+            explanation=(str, Field(description="one line in Korean: why it is right or wrong")),
+            source=source(sources, "the explanation"),
+        )
+        return create_model("NewQuestion", stem=(str, ...),
+                            options=(list[option], Field(min_length=3, max_length=len(LETTERS))))
+
+    return SimpleNamespace(distractors=distractors, question=question)
 
 
-def _retry(rejected: list[Rejection], count: int):
-    lines = "\n".join(f"- {r.text!r}: {r.reason}" for r in rejected) or "- (none were rejected; too few were given)"
-    return _human(prompts.render(prompts.RETRY, rejected=lines, count=count))
+def _reasons(rejected: list[Rejection]) -> str:
+    """The latest distinct rejections, enough to steer the model without bloating the prompt."""
+    lines = list(dict.fromkeys(f"- {r.text!r}: {r.reason}" if r.text else f"- {r.reason}" for r in rejected))
+    return "\n".join(lines[-8:])
 
 
 def _messages(system: str, user: str) -> list:
     from langchain_core.messages import HumanMessage, SystemMessage
 
     return [SystemMessage(system), HumanMessage(user)]
-
-
-def _human(text: str):
-    from langchain_core.messages import HumanMessage
-
-    return HumanMessage(text)
-
-
-def _ai(text: str):
-    from langchain_core.messages import AIMessage
-
-    return AIMessage(text)
 
 
 def _listed(options) -> str:

@@ -1,8 +1,8 @@
 """Prompt templates for generating practice options, rendered strictly.
 
-The system prompts never change, so llama.cpp keeps their tokens cached between calls; every
-retry appends to the same conversation for the same reason. `$name` placeholders: a missing
-value is an error, never a silently empty hole in a prompt.
+The system prompts never change, so llama.cpp keeps their tokens cached between calls; a retry
+repeats the request and appends what was rejected, for the same reason. `$name` placeholders:
+a missing value is an error, never a silently empty hole in a prompt.
 """
 from __future__ import annotations
 
@@ -40,18 +40,20 @@ $sources
 
 Question: $stem
 Correct options (do not use, do not reword): $correct
-Existing options (do not reuse): $existing
+Existing options (do not reuse): $existing"""
+
+# Appended to the request, never a new turn: the request's tokens stay a cached prefix, and the
+# model does not see (and copy) its own rejected answer.
+ASK = """
 
 Write $count new distractors."""
 
-RETRY = """\
-Rejected, with the reason:
-$rejected
-Write $count more distractors that avoid these problems and differ from every option so far."""
+RETRY = """
 
-INVALID = """\
-That answer was not valid JSON for the requested form ($error).
-Answer again with exactly $count distractors."""
+Already accepted (do not repeat): $accepted
+Rejected so far, with the reason:
+$rejected
+Write $count more distractors that avoid these problems and differ from every option above."""
 
 QUESTION_SYSTEM = """\
 You write one multiple-choice AWS certification practice question from a study note section.
@@ -73,6 +75,7 @@ $sources
 
 Write one question with $correct_count correct option(s) and $count wrong options."""
 
-QUESTION_RETRY = """\
-That question was rejected: $problem
+QUESTION_RETRY = """
+
+A question written from this was rejected: $problem
 Write a new question from section [1] that fixes this."""
