@@ -370,3 +370,31 @@ def test_evaluate_generation_reports_the_checks(vault, monkeypatch):
     assert report["equal_to_correct"] == 0 and report["distractors_generated"] == 5
     assert report["incomplete"][0]["question"] == "glue#1" and report["incomplete"][0]["missing"] == 1
     assert report["human_options_flagged"]["checked"] == 3
+
+
+def test_a_long_name_explained_by_a_known_acronym_is_known(vault):
+    checker = Checker(IndexTerms(Store(index_dir(vault))), get_embedder())
+    assert checker.unknown("Amazon Elastic MapReduce (EMR)") is None
+    assert checker.unknown("Amazon Elastic MapReduce")[1] == "unknown"
+    assert checker.unknown("Amazon Quantum Store (AQS)")[1] == "unknown"  # the acronym itself is unknown
+
+
+def test_cli_stale_regenerate_replaces_the_item(vault, monkeypatch):
+    from tutor import llm
+    from tutor.cli import cli
+
+    store, old = saved_variant(vault)
+    write_note(vault, "emr.md", "emr", {"Amazon EMR": EMR_TEXT, "📝 관련 문제": EMR_QUESTION.replace("nightly", "hourly")},
+               tags=("service/emr", "service/s3"))
+    reindex(vault)
+    listed = CliRunner().invoke(cli, ["generate", "stale", "--notes", str(vault)])
+    assert old.id in listed.output and "--regenerate" in listed.output
+    fake = QueuedChat(responses=[reply("AWS Glue", "Amazon Athena", "Amazon Redshift")])
+    monkeypatch.setattr(llm, "get_chat_model", lambda spec=None, **opts: fake)
+    run = CliRunner().invoke(cli, ["generate", "stale", "--regenerate", "--json", "--notes", str(vault)])
+    assert run.exit_code == 0, run.output
+    [entry] = json.loads(run.output)
+    [item] = store.items(vault)
+    assert entry["id"] == old.id and entry["new_id"] == item.id != old.id
+    assert "hourly" in item.question.stem and item.source_question == "emr#1"
+    assert store.stale(vault) == []

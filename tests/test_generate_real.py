@@ -42,7 +42,7 @@ def test_default_model_writes_a_valid_checked_variant(starter, default_gguf, tmp
     assert sorted(q.options[a] for a in q.answer) == sorted(correct)  # kept word for word
     new = [text for letter, text in q.options.items() if letter not in q.answer]
     assert result.missing == 0 and len(new) == 3, [r.reason for r in result.rejected]
-    target = Target(original.stem, tuple(correct), tuple(original.options.values()), 1)
+    target = Target(original.stem, tuple(correct), tuple(original.options.values()))
     known = {normalized(o) for o in original.options.values()}
     for text in new:
         assert normalized(text) not in known

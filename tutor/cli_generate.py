@@ -66,14 +66,15 @@ def stale(drop: bool, regenerate: bool, as_json: bool, notes: Path, llm_spec: st
     store = GeneratedStore()
     items = store.stale(notes)
     report = []
-    generator = _generator(notes, llm_spec, as_json) if regenerate and items else None
-    for item in items:
-        entry = {"id": item.id, "problems": list(item.problems), "source_question": item.source_question}
-        if drop:
-            entry["dropped"] = store.drop(item.id)
-        elif generator:
-            entry.update(_regenerated(generator, store, item))
-        report.append(entry)
+    with _errors():
+        generator = _generator(notes, llm_spec, as_json) if regenerate and items else None
+        for item in items:
+            entry = {"id": item.id, "problems": list(item.problems), "source_question": item.source_question}
+            if drop:
+                entry["dropped"] = store.drop(item.id)
+            elif generator:
+                entry.update(_regenerated(generator, store, item))
+            report.append(entry)
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False))
         return
@@ -157,8 +158,9 @@ class _errors:
         from index.embedder import EmbedderError
         from tutor.llm import LLMError
         from tutor.practice.generate import GenerationError
+        from tutor.practice.generated import NotIndexed
         from tutor.retrieve import RetrievalError
 
-        if isinstance(exc, (GenerationError, LLMError, RetrievalError, EmbedderError)):
+        if isinstance(exc, (GenerationError, NotIndexed, LLMError, RetrievalError, EmbedderError)):
             raise click.ClickException(str(exc)) from exc
         return False

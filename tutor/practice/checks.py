@@ -117,7 +117,7 @@ def names(text: str) -> list[tuple[str, ...]]:
             first = i == 0 and (not before or before[-1] in ".!?:\n")
             if bare and _is_name_word(bare, first):
                 current.append(bare)
-            elif bare in ("for", "of") and current and i + 1 < len(words) and _is_name_word(words[i + 1].strip(".-_"), False):
+            elif bare in ("for", "of") and current and _is_name_word(_next_word(words, i), False):
                 current.append(bare)
             else:
                 found.append(current)
@@ -132,6 +132,10 @@ def names(text: str) -> list[tuple[str, ...]]:
         if any(t not in NAME_PREFIXES for t in tokens) and tokens not in out:
             out.append(tokens)
     return out
+
+
+def _next_word(words: list[str], i: int) -> str:
+    return words[i + 1].strip(".-_") if i + 1 < len(words) else ""
 
 
 def _is_name_word(word: str, first: bool) -> bool:
@@ -266,9 +270,9 @@ class Checker:
     def giveaway(self, text: str, target: Target) -> tuple[str, str] | None:
         lengths = [len(c) for c in target.correct]
         if len(text) > LONG_RATIO * max(lengths) + LENGTH_SLACK:
-            return f"is {len(text)} characters, the correct options at most {max(lengths)}: its length gives it away", "giveaway"
+            return f"is {len(text)} characters, the correct options at most {max(lengths)}: a give-away", "giveaway"
         if len(text) < SHORT_RATIO * min(lengths) - LENGTH_SLACK:
-            return f"is {len(text)} characters, the correct options at least {min(lengths)}: its length gives it away", "giveaway"
+            return f"is {len(text)} characters, the correct options at least {min(lengths)}: a give-away", "giveaway"
         absolute = ABSOLUTE.search(text)
         if absolute and not any(ABSOLUTE.search(c) for c in target.correct):
             return f"says {absolute.group()!r} and no correct option does: an absolute word gives it away", "giveaway"
@@ -280,7 +284,10 @@ class Checker:
 
     def unknown(self, text: str) -> tuple[str, str] | None:
         found = names(text)
+        spelled = _spelled_out(text)
         for name in found:
+            if canonical(" ".join(name)) in spelled:
+                continue  # 'Elastic MapReduce (EMR)': the acronym is checked as a name of its own
             if not self.terms.knows(name):
                 return f"names {' '.join(name)!r}, which no note mentions", "unknown"
         if not found:
@@ -298,6 +305,20 @@ class Checker:
         option_vector = self.embedder.embed_batch([option], query=True)[0]
         section_vector = self.embedder.embed_batch([section], query=False)[0]
         return float(np.dot(option_vector, section_vector)) >= SUPPORT_COSINE
+
+
+_SPELLED = re.compile(r"((?:[A-Z][\w-]*\s+(?:(?:for|of)\s+)?)+)\(\s*(?:Amazon\s+|AWS\s+)?([A-Z][A-Za-z0-9]{1,9})\s*\)")
+
+
+def _spelled_out(text: str) -> set[tuple[str, ...]]:
+    """Long names followed by their acronym in parentheses, when the capitals spell it."""
+    out = set()
+    for match in _SPELLED.finditer(text):
+        words = [w for w in match[1].split() if w not in ("Amazon", "AWS")]
+        capitals = "".join(c for w in words for c in w if c.isupper())
+        if capitals.lower() == match[2].lower():
+            out.add(canonical(" ".join(words)))
+    return out
 
 
 def _key_terms(option: str) -> set[str]:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_N = 3
 RETRIES = 2  # after the first answer: three model calls at most per variant
 MAX_SOURCES = 5
-SOURCE_CHARS = 360  # per related source: the prompt stays near 1,500 tokens (about 12 s on 2 cores)
+SOURCE_CHARS = 300  # per related source: the request stays near 1,000 tokens (7-10 s to read on 2 cores)
 SECTION_CHARS = 1500  # the section a new question is written from
 MIN_SECTION_CHARS = 120  # Korean prose is dense: two or three sentences
 LETTERS = "ABCDEFGH"  # what the note parser reads back
@@ -141,10 +141,8 @@ class Generator:
         sources = self._related(q.stem + "\n" + "\n".join(correct), own, record.tags)
         target = Target(q.stem, tuple(correct), tuple(q.options.values()))
         accepted = self._fill(target, sources, n, [], run, calls=1 + self.retries)
-        kept = [
-            (q.options[letter], q.explanations.get(letter) or f"노트의 정답입니다 ({own.note} › {own.heading})", own, True)
-            for letter in q.answer
-        ]
+        fallback = f"노트의 정답입니다 ({own.note} › {own.heading})"
+        kept = [(q.options[letter], q.explanations.get(letter) or fallback, own, True) for letter in q.answer]
         origin = {"kind": "distractors", "question": record.id, "n": n}
         return self._finish(run, q.stem, kept, accepted, sources, own, record.id, origin, started)
 
@@ -244,14 +242,18 @@ class Generator:
         )
         written = self._write_question(request, section, len(sources), run)
         correct = [o for o in written.options if o.correct]
-        target = Target(written.stem.strip(), tuple(o.text.strip() for o in correct), ())
+        stem = written.stem.strip()
+        if len(correct) > 1 and "select" not in stem.casefold():
+            stem += f" (Select {len(correct)})"  # the seed's convention: say how many to pick
+        target = Target(stem, tuple(o.text.strip() for o in correct), ())
         wrong = [Candidate(o.text.strip(), o.explanation.strip(), o.source) for o in written.options if not o.correct]
         accepted, bad = self.checker.review(wrong, target)
         accepted, run.rejected = accepted[:n], run.rejected + bad
         run.first_try = run.calls == 1 and not bad and len(accepted) == n
         if len(accepted) < n:
             accepted = self._fill(target, sources, n, accepted, run, calls=self.retries, rejected=bad)
-        kept = [(o.text.strip(), f"{o.explanation.strip()} (근거: {own.note} › {own.heading})", own, True) for o in correct]
+        cite = f"(근거: {own.note} › {own.heading})"
+        kept = [(o.text.strip(), f"{o.explanation.strip()} {cite}", own, True) for o in correct]
         origin = {"kind": "question", "note": own.note, "headings": list(own.headings), "n": n}
         return self._finish(run, target.stem, kept, accepted, sources, own, None, origin, started)
 
@@ -261,7 +263,8 @@ class Generator:
             run.calls += 1
             ask = prompts.render(prompts.QUESTION_RETRY, problem=problem) if problem else ""
             try:
-                written = _invoke(self.model, _schemas().question(sources), _messages(prompts.QUESTION_SYSTEM, request + ask))
+                messages = _messages(prompts.QUESTION_SYSTEM, request + ask)
+                written = _invoke(self.model, _schemas().question(sources), messages)
             except _Junk as exc:
                 problem = f"the answer was not valid JSON for the form: {exc}"
                 run.rejected.append(Rejection("", problem, "invalid"))

@@ -29,6 +29,10 @@ CREATE INDEX IF NOT EXISTS items_vault ON items(vault);
 """
 
 
+class NotIndexed(Exception):
+    """A cited section is not in the index, so the item could never be checked for staleness."""
+
+
 @dataclass(frozen=True)
 class Citation:
     """A note section: the note's path in the vault and its heading path."""
@@ -124,7 +128,7 @@ class GeneratedStore:
         hashes = section_hashes(index, citations)
         if None in hashes:
             gone = citations[hashes.index(None)]
-            raise ValueError(f"{gone.note} › {gone.heading} is not in the index - run 'tutor index' and generate again")
+            raise NotIndexed(f"{gone.note} › {gone.heading} is not indexed - run 'tutor index', then generate again")
         item = GeneratedItem(
             generated_id(vault, question), vault_key(vault), question, source_question, citations,
             tuple(hashes), origin, time.time(),
@@ -140,7 +144,8 @@ class GeneratedStore:
 
     def items(self, vault: Path) -> list[GeneratedItem]:
         with self.connect() as con:
-            rows = con.execute("SELECT * FROM items WHERE vault = ? ORDER BY created, id", [vault_key(vault)]).fetchall()
+            rows = con.execute("SELECT * FROM items WHERE vault = ? ORDER BY created, id", [vault_key(vault)])
+            rows = rows.fetchall()
         return [_item(row) for row in rows]
 
     def get(self, item_id: str) -> GeneratedItem | None:
@@ -185,7 +190,8 @@ class GeneratedStore:
             item_tags = tuple(dict.fromkeys(t for c in item.citations for t in notes.get(c.note, ("", ()))[1]))
             if wanted and not any(t == w or t.startswith(w + "/") for t in item_tags for w in wanted):
                 continue
-            records.append(QuestionRecord(item.id, primary, notes.get(primary, (primary, ()))[0], item_tags, item.question))
+            title = notes.get(primary, (primary, ()))[0]
+            records.append(QuestionRecord(item.id, primary, title, item_tags, item.question))
         return records
 
 
