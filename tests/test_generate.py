@@ -398,3 +398,20 @@ def test_cli_stale_regenerate_replaces_the_item(vault, monkeypatch):
     assert entry["id"] == old.id and entry["new_id"] == item.id != old.id
     assert "hourly" in item.question.stem and item.source_question == "emr#1"
     assert store.stale(vault) == []
+
+
+def test_cli_eval_generation_prints_the_table_and_json(vault, monkeypatch):
+    from tutor import llm
+    from tutor.cli import cli
+
+    answers = [reply("AWS Glue", "Amazon Athena", "Amazon Redshift")]
+    monkeypatch.setattr(llm, "get_chat_model", lambda spec=None, **opts: QueuedChat(responses=list(answers)))
+    run = CliRunner().invoke(cli, ["eval", "--generation", "--limit", "1", "--notes", str(vault)])
+    assert run.exit_code == 0, run.output
+    assert "one variant of 1 of 2 vault questions" in run.output
+    assert "valid_after_retries" in run.output and "human-written distractors" in run.output
+    run = CliRunner().invoke(cli, ["eval", "--generation", "--limit", "1", "--json", "--notes", str(vault)])
+    report = json.loads(run.output)
+    assert report["questions"] == 1 and report["valid_after_retries"] == 1.0 and report["equal_to_correct"] == 0
+    refused = CliRunner().invoke(cli, ["eval", "--generation", "--no-llm", "--notes", str(vault)])
+    assert refused.exit_code == 2 and "drop --no-llm" in refused.output

@@ -25,8 +25,13 @@ EXCLUSION = "each question's own 📝 관련 문제 section is excluded from the
 @click.option("--no-llm", is_flag=True, help="Measure retrieval only.")
 @click.option("--questions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A JSONL exam (id, question, options, answer) to answer with and without your notes.")
+@click.option("--generation", is_flag=True,
+              help="Measure generated distractors instead: one checked variant per vault question.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="With --generation: only the first N questions (by id).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def eval_command(notes: Path, k: int, llm_spec: str | None, no_llm: bool, questions: Path | None, as_json: bool):
+def eval_command(notes: Path, k: int, llm_spec: str | None, no_llm: bool, questions: Path | None,
+                 generation: bool, limit: int | None, as_json: bool):
     """Measure how well the tutor finds the right note and answers exam questions.
 
     The vault's own practice questions are the gold set: each question's note is the right
@@ -41,6 +46,12 @@ def eval_command(notes: Path, k: int, llm_spec: str | None, no_llm: bool, questi
 
     if questions and no_llm:
         raise click.UsageError("--questions is answered by the model: drop --no-llm")
+    if generation:
+        if no_llm or questions:
+            raise click.UsageError("--generation measures the model's distractors: drop --no-llm and --questions")
+        return _generation(notes, llm_spec, limit, as_json)
+    if limit:
+        raise click.UsageError("--limit applies to --generation only")
     if k < 1:
         raise click.UsageError("--k must be at least 1")
     report: dict = {"retrieval": None, "retrieval_with_options": None, "multiple_choice": None, "external": None}
@@ -91,6 +102,35 @@ def _print_report(report: dict, notes: Path, n: int, llm_spec: str | None, quest
             click.echo(titles.get(name, name))
             _print_table(part if all(isinstance(v, dict) for v in part.values()) else {"": part})
             click.echo()
+
+
+def _generation(notes: Path, llm_spec: str | None, limit: int | None, as_json: bool) -> None:
+    from index.embedder import EmbedderError
+    from tutor.generate_eval import evaluate_generation
+    from tutor.llm import LLMError
+    from tutor.practice.generate import GenerationError
+    from tutor.retrieve import RetrievalError
+
+    try:
+        report = evaluate_generation(notes, llm_spec, limit, _bar("Variants", as_json))
+    except (GenerationError, LLMError, RetrievalError, EmbedderError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False))
+        return
+    human = report.pop("human_options_flagged")
+    incomplete = report.pop("incomplete")
+    rejected = report.pop("rejected_by_check")
+    click.echo(f"Generated distractors with {llm_spec or 'the default model'}: one variant of "
+               f"{report['questions']} of {report['questions_in_vault']} vault questions, 3 new wrong options each.")
+    for name, value in report.items():
+        click.echo(f"  {name:<24}{_cell(value):>10}")
+    click.echo(f"  {'rejected_by_check':<24}{', '.join(f'{k} {v}' for k, v in rejected.items()) or '-':>10}")
+    for item in incomplete:
+        click.echo(f"  incomplete {item['question']}: {item['missing']} missing - " + "; ".join(item["rejected"][-2:]))
+    flagged = ", ".join(f"{k} {v}" for k, v in human["by_check"].items()) or "none"
+    click.echo(f"Baseline: the checks flag {sum(human['by_check'].values())} of the vault's own "
+               f"{human['checked']} human-written distractors ({flagged}).")
 
 
 def _print_table(rows: dict[str, dict]) -> None:

@@ -10,9 +10,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Callable
+
+Progress = Callable[[int, int], None]  # (done, total)
 
 
-def evaluate_generation(vault: Path, llm_spec: str | None = None, limit: int | None = None) -> dict:
+def evaluate_generation(
+    vault: Path, llm_spec: str | None = None, limit: int | None = None, progress: Progress | None = None
+) -> dict:
     """Generate one variant (3 new distractors) per vault question, the first `limit` by id."""
     from index.embedder import get_embedder
     from index.home import index_dir
@@ -30,7 +35,11 @@ def evaluate_generation(vault: Path, llm_spec: str | None = None, limit: int | N
     generator = Generator(vault, model, embedder=embedder, seed=0)
     records = generator.index.questions()
     chosen = records[:limit] if limit else records
-    results = [generator.distractors(record, DEFAULT_N) for record in chosen]
+    results = []
+    for record in chosen:
+        results.append(generator.distractors(record, DEFAULT_N))
+        if progress:
+            progress(len(results), len(chosen))
 
     new, equal_to_correct = [], 0
     for record, result in zip(chosen, results):
