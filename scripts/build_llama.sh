@@ -19,12 +19,26 @@ if [ ! -x "$PY" ]; then
     exit 1
 fi
 
+# Our build, not just our version: a -march=native build compiles in ggml's AMX kernels, which
+# crash (SIGSEGV in ggml_backend_amx_mul_mat) on Xeons whose AMX the kernel does not hand out.
 have_it() {
     "$PY" - "$VERSION" <<'EOF' 2>/dev/null
 import sys
 import llama_cpp
-sys.exit(0 if llama_cpp.__version__ == sys.argv[1] else 1)
+ok = llama_cpp.__version__ == sys.argv[1] and "AMX" not in llama_cpp.llama_print_system_info().decode()
+sys.exit(0 if ok else 1)
 EOF
+}
+
+# The instruction sets this CPU has, as ggml's CMake options; never AMX (see above).
+cpu_flags() {
+    local have pair opts="-DGGML_NATIVE=OFF"
+    have=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+    for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C bmi2:BMI2 avx_vnni:AVX_VNNI avx512f:AVX512 \
+                avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16; do
+        case "$have" in *" ${pair%%:*} "*) opts="$opts -DGGML_${pair#*:}=ON" ;; esac
+    done
+    echo "$opts"
 }
 
 if have_it; then
@@ -39,14 +53,17 @@ fi
 
 echo "build_llama: building llama-cpp-python $VERSION from source (takes 2-6 minutes)..."
 start=$(date +%s)
-# LLAVA (multimodal) is not needed and only adds build time; native CPU flags are the
-# default and right for a build made on the machine that runs it.
-CMAKE_ARGS="${CMAKE_ARGS:-} -DLLAVA_BUILD=OFF" \
+"$PY" -m pip uninstall -y -q llama-cpp-python 2>/dev/null || true  # a build with other flags
+# LLAVA (multimodal) is not needed and only adds build time. --no-cache-dir: pip's wheel cache
+# would hand back an earlier build made with other flags.
+flags="$(cpu_flags)"
+echo "build_llama: $flags"
+CMAKE_ARGS="${CMAKE_ARGS:-} -DLLAVA_BUILD=OFF $flags" \
 CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}" \
-    "$PY" -m pip install --disable-pip-version-check "llama-cpp-python==$VERSION"
+    "$PY" -m pip install --disable-pip-version-check --no-cache-dir "llama-cpp-python==$VERSION"
 
 if ! have_it; then
-    echo "build_llama: llama-cpp-python installed but 'import llama_cpp' fails - see the pip output above" >&2
+    echo "build_llama: llama-cpp-python installed but 'import llama_cpp' fails or reports AMX - see the pip output above" >&2
     exit 1
 fi
 echo "build_llama: done in $(( $(date +%s) - start )) s"
