@@ -10,6 +10,7 @@ import json
 import os
 import sqlite3
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,7 @@ class Hit:
     text: str
     score: float  # what the hits were ranked by
     dense: float | None = None  # cosine to the query, where the dense ranker saw this chunk
+    practice: bool = False  # inside a practice-question block (stem, options, answer, explanation)
 
 
 class Store:
@@ -260,29 +262,38 @@ class Snapshot:
         rows = self.con.execute(sql + " ORDER BY bm25(chunk_terms) LIMIT ?", [*args, n])
         return [(rowid, -score) for rowid, score in rows]
 
-    def hits(self, ranked: list[tuple[int, float]], k: int, dense: dict[int, float] | None = None, skip=None) -> list[Hit]:
-        """The best chunk per section: several chunks of one section would crowd out the rest."""
-        rows = self.rows([i for i, _ in ranked])
-        hits, seen = [], set()
+    def hits(self, ranked: list[tuple[int, float]], k: int, dense: dict[int, float] | None = None, skip=None,
+             per_note: int | None = None, rows: dict[int, dict] | None = None) -> list[Hit]:
+        """The best chunk per section: several chunks of one section would crowd out the rest;
+        `per_note` caps the sections one note may hold, for the same reason one level up."""
+        rows = rows if rows is not None else self.rows([i for i, _ in ranked])
+        hits, seen, per = [], set(), Counter()
         for chunk_id, score in ranked:
             row = rows[chunk_id]
             key = (row["note"], row["headings"])
-            if key not in seen and not (skip and skip(row)):
-                seen.add(key)
-                hits.append(Hit(chunk_id=chunk_id, score=score, dense=(dense or {}).get(chunk_id), **row))
+            if key in seen or (skip and skip(row)) or (per_note and per[row["note"]] >= per_note):
+                continue
+            seen.add(key)
+            per[row["note"]] += 1
+            hits.append(Hit(chunk_id=chunk_id, score=score, dense=(dense or {}).get(chunk_id), **row))
             if len(hits) == k:
                 break
         return hits
 
     def rows(self, ids: list[int]) -> dict[int, dict]:
         rows: dict[int, dict] = {}
+        blocks: dict[str, list[tuple[str, ...]]] = {}  # note -> heading paths of its question blocks
         for start in range(0, len(ids), 500):
             batch = ids[start : start + 500]
             cur = self.con.execute(
-                "SELECT c.id, c.path, n.title, c.headings, c.line, c.text FROM chunks c "
+                "SELECT c.id, c.path, n.title, c.headings, c.line, c.text, n.questions FROM chunks c "
                 f"JOIN notes n ON n.path = c.path WHERE c.id IN ({','.join('?' * len(batch))})",
                 batch,
             )
-            for cid, path, title, headings, line, text in cur:
-                rows[cid] = dict(note=path, title=title, headings=tuple(json.loads(headings)), line=line, text=text)
+            for cid, path, title, headings, line, text, questions in cur:
+                if path not in blocks:
+                    blocks[path] = [tuple(q["headings"]) for q in json.loads(questions)]
+                headings = tuple(json.loads(headings))
+                practice = any(headings[: len(h)] == h for h in blocks[path] if h)
+                rows[cid] = dict(note=path, title=title, headings=headings, line=line, text=text, practice=practice)
         return rows

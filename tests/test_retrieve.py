@@ -72,3 +72,48 @@ def test_unknown_mode_is_refused(retriever):
 def test_no_index_message(tmp_path, fake_embedder):
     with pytest.raises(RetrievalError, match="run 'tutor index --notes"):
         Retriever(tmp_path)
+
+
+QUESTION_BLOCK = """**Question:** A company needs to run nightly Spark batch jobs. Which service should it use?
+
+**Options:**
+- A) Amazon EMR
+- B) Amazon Kinesis Data Streams
+
+**정답: A) Amazon EMR**
+
+💡 추가 설명:
+- **Amazon Kinesis Data Streams** - 스트리밍 수집용이라 배치가 아님"""
+
+
+@pytest.fixture
+def exam_vault(tmp_path, fake_embedder):
+    vault = tmp_path / "exam"
+    write_note(vault, "kinesis.md", "kinesis", {
+        "샤드": "Kinesis Data Streams 샤드는 초당 1MB 쓰기를 받는다.",
+        "📝 관련 문제": QUESTION_BLOCK,
+    }, tags=("service/kinesis",))
+    write_note(vault, "emr.md", "emr", {
+        "Spark batch jobs": "EMR 클러스터는 nightly Spark batch jobs 를 실행하는 서비스다.",
+        "비용": "EMR Spark batch jobs 는 Spot 인스턴스로 비용을 줄인다.",
+        "Serverless": "EMR Serverless 는 Spark batch jobs 를 클러스터 없이 실행한다.",
+    }, tags=("service/emr",))
+    sync(vault, Store(index_dir(vault)), get_embedder())
+    return Retriever(vault)
+
+
+def test_practice_blocks_rank_below_prose_they_echo(exam_vault):
+    """An exam-style question matches other questions' wording; the prose that explains the
+    service must come first, and the question block still ranks, marked as practice."""
+    stem = "A company needs to run nightly Spark batch jobs. Which service should it use?"
+    with exam_vault.store.snapshot() as snap:  # undemoted, the block is the dense ranker's best
+        best = snap.dense(exam_vault.embedder.embed_query(stem), 1, None)[0][0]
+        assert snap.rows([best])[best]["practice"]
+    hits = exam_vault.search(stem, k=5)
+    assert hits[0].note == "emr.md" and not hits[0].practice
+    assert any(h.practice and h.note == "kinesis.md" for h in hits)
+
+
+def test_one_note_holds_at_most_two_of_the_top_sections(exam_vault):
+    hits = exam_vault.search("EMR Spark batch jobs", k=5)
+    assert [h.note for h in hits].count("emr.md") == 2 and len(hits) == 4
