@@ -94,20 +94,27 @@ def pct(values: list[float], q: float) -> float:
 
 
 def calibrate(notes: Path) -> None:
-    from tutor.chat import MIN_RELEVANCE, language_of
+    from tutor.chat import MIN_RELEVANCE, language_of, unknown_names
     from tutor.retrieve import Retriever
 
     retriever = Retriever(notes)
     print(f"embedder: {retriever.embedder.model_id}\n")
-    print("| set | lang | n | min | median | max | rejected at the threshold |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| set | lang | n | min | median | max | below the threshold | names no note mentions "
+          "| refused by either |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, questions in (("in-domain", IN_DOMAIN), ("out-of-domain", OUT_OF_DOMAIN)):
         for lang in ("ko", "en"):
-            best = sorted(max(h.dense for h in retriever.search(q, k=5))
-                          for q in questions if language_of(q) == lang)
-            rejected = sum(b < MIN_RELEVANCE[lang] for b in best)
-            print(f"| {name} | {lang} | {len(best)} | {best[0]:.3f} | {statistics.median(best):.3f} "
-                  f"| {best[-1]:.3f} | {rejected}/{len(best)} below {MIN_RELEVANCE[lang]} |")
+            asked = [q for q in questions if language_of(q) == lang]
+            best = [max(h.dense for h in retriever.search(q, k=5)) for q in asked]
+            low = [b < MIN_RELEVANCE[lang] for b in best]
+            unknown = [unknown_names(retriever.store, q) for q in asked]
+            for q, names in zip(asked, unknown):
+                if names and name == "in-domain":
+                    print(f"  in-domain question refused by name: {q!r} {names}", file=sys.stderr)
+            either = sum(a or bool(b) for a, b in zip(low, unknown))
+            print(f"| {name} | {lang} | {len(best)} | {min(best):.3f} | {statistics.median(best):.3f} "
+                  f"| {max(best):.3f} | {sum(low)} below {MIN_RELEVANCE[lang]} | {sum(map(bool, unknown))} "
+                  f"| {either}/{len(best)} |")
 
 
 def bench(notes: Path, llm: str | None, budget: int, show: bool) -> None:

@@ -126,9 +126,26 @@ def test_low_relevance_refuses_without_asking_the_model(vault):
     assert english.text == prompts.REFUSAL["en"]
 
 
+def test_a_product_no_note_mentions_is_refused_by_name(vault):
+    eng = engine(vault, [])  # no reply queued: the model is never asked
+    events, tokens, answer = run(eng, "Azure Functions의 콜드 스타트를 줄이는 법은?")
+    assert eng.model.seen == [] and not answer.grounded and answer.sources
+    assert tokens == answer.text and answer.text.startswith("노트 어디에도 Azure Functions 이(가)")
+    assert answer.text.endswith(prompts.REFUSAL["ko"])
+    _, _, english = run(engine(vault, []), "How do I size Google BigQuery slots?")
+    assert english.text.startswith("Your notes never mention Google BigQuery.")
+
+
+@pytest.mark.parametrize("question", ["How do I add Kinesis Data Streams shards?", "AWS Glue 크롤러는 무엇인가요?"])
+def test_names_the_notes_use_are_answered(vault, question):
+    eng = engine(vault, ["답 [1]"])
+    _, _, answer = run(eng, question)
+    assert answer.grounded and len(eng.model.seen) == 1
+
+
 def test_not_covered_marker_becomes_a_plain_refusal(vault):
     eng = engine(vault, [prompts.NOT_COVERED + " 노트에 없음", "추가 답변"])
-    _, tokens, answer = run(eng, "Azure Functions 콜드 스타트는?")
+    _, tokens, answer = run(eng, "Kinesis 콜드 스타트는?")
     assert not answer.grounded and answer.citations == []
     assert tokens == answer.text == prompts.REFUSAL["ko"]  # nothing of the marker leaked
     assert eng.model.replies == ["추가 답변"]  # one generation only
@@ -136,23 +153,23 @@ def test_not_covered_marker_becomes_a_plain_refusal(vault):
 
 def test_marker_after_some_text_still_refuses(vault):
     eng = engine(vault, ["Glue는 [2] 아마도 " + prompts.NOT_COVERED])
-    _, tokens, answer = run(eng, "What is Snowflake time travel?")
+    _, tokens, answer = run(eng, "What is Kinesis time travel?")
     assert not answer.grounded and "NOT_" not in tokens
     assert tokens.endswith(prompts.REFUSAL["en"]) and answer.text == tokens.strip()
 
 
 def test_answer_citing_nothing_is_flagged_as_not_grounded(vault):
-    eng = engine(vault, ["Azure Functions는 프리워밍으로 빨라진다 [8]."])
-    _, tokens, answer = run(eng, "Azure Functions 콜드 스타트?")
+    eng = engine(vault, ["EMR은 프리워밍으로 빨라진다 [8]."])
+    _, tokens, answer = run(eng, "EMR 콜드 스타트?")
     assert not answer.grounded and answer.citations == []
-    assert tokens.startswith("Azure Functions는 프리워밍으로 빨라진다.")
+    assert tokens.startswith("EMR은 프리워밍으로 빨라진다.")
     assert tokens.endswith(prompts.UNCITED["ko"]) and answer.text == tokens.strip()
 
 
 def test_generation_stops_when_the_model_repeats_itself(vault):
     loop = "- 파티셔닝은 스캔량을 줄인다 [1].\n- 비용이 줄어든다 [1].\n"
     eng = engine(vault, [loop * 20])
-    _, tokens, answer = run(eng, "Athena 파티셔닝?")
+    _, tokens, answer = run(eng, "EMR 파티셔닝?")
     assert tokens.count("스캔량을 줄인다") <= 2 and tokens.count("비용이 줄어든다") == 1
     assert answer.grounded and len(tokens) < 2 * len(loop)
 
@@ -165,6 +182,29 @@ def test_generation_stops_when_the_model_recites_its_sources(vault):
     eng.model.replies[0] = eng.model.replies[0].replace("[2] PLACEHOLDER", header)
     tokens = "".join(v for kind, v in first if kind == "token")
     assert tokens.strip() == "Glue 크롤러가 테이블을 만든다 [1]."  # no header, nothing after
+
+
+def test_a_model_that_starts_by_reciting_a_heading_is_asked_again(vault):
+    eng = engine(vault, ["1. PLACEHOLDER\n본문 복사\n", "크롤러가 테이블을 만든다 [1]."])
+    first = eng.ask("Glue 크롤러는?")
+    sources = next(first)[1]
+    eng.model.replies[0] = eng.model.replies[0].replace("PLACEHOLDER", sources[0].heading)
+    events = list(first)
+    tokens = "".join(v for kind, v in events if kind == "token")
+    assert tokens == "크롤러가 테이블을 만든다 [1]."  # nothing of the recital was shown
+    assert events[-1][1].grounded and len(eng.model.seen) == 2
+    assert prompts.NO_RECITING in eng.model.seen[1][-1].content
+    assert prompts.NO_RECITING not in eng.model.seen[0][-1].content
+
+
+def test_an_answer_that_merely_starts_like_a_heading_streams_whole(vault):
+    eng = engine(vault, ["PLACEHOLDER"])
+    first = eng.ask("Glue 크롤러는?")
+    sources = next(first)[1]
+    reply = sources[0].heading[:12] + " 는 크롤러로 테이블을 만든다 [1]."
+    eng.model.replies[0] = reply
+    tokens = "".join(v for kind, v in first if kind == "token")
+    assert tokens == reply and len(eng.model.seen) == 1
 
 
 def test_follow_up_is_rewritten_and_the_rewrite_is_searched(vault):
@@ -303,3 +343,11 @@ def test_chat_modules_import_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("question", ["Kinesis Data Streams vs Google Pub/Sub: which keeps order?",
+                                      "Summarize what my notes say about Kinesis shards"])
+def test_one_known_name_is_enough_to_answer(vault, question):
+    eng = engine(vault, ["답 [1]"])
+    _, _, answer = run(eng, question)
+    assert answer.grounded and len(eng.model.seen) == 1

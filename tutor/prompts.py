@@ -30,6 +30,9 @@ Question: $question
 
 Answer in $language, with the source number in square brackets after each fact.""")
 
+NO_RECITING = ("Do not list the sources or repeat their headings: answer the question in your own "
+               "words, citing the source numbers.")
+
 SOURCE_BLOCK = Template("[$n] $heading\n$text")
 
 REWRITE_SYSTEM = """\
@@ -49,6 +52,11 @@ LANGUAGES = {"ko": "Korean (한국어)", "en": "English"}
 REFUSAL = {  # what the tutor says, in the question's language, when the notes do not cover it
     "ko": "노트에 이 질문에 대한 내용이 없습니다. 가장 가까운 섹션을 아래에 보여 드립니다.",
     "en": "Your notes don't cover this. The closest sections are listed below.",
+}
+
+UNKNOWN_NAMES = {  # before REFUSAL when the question names something no note mentions
+    "ko": Template("노트 어디에도 $names 이(가) 나오지 않습니다."),
+    "en": Template("Your notes never mention $names."),
 }
 
 UNCITED = {  # added after an answer that cites no source: it may not come from the notes

@@ -102,11 +102,12 @@ def canonical(text: str) -> tuple[str, ...]:
     return tuple(t for t in lexical.tokens(text) if t not in _GLUE_WORDS)
 
 
-def names(text: str) -> list[tuple[str, ...]]:
+def names(text: str, openers: frozenset[str] | None = None) -> list[tuple[str, ...]]:
     """The proper names in an option, as lowercase tokens: 'Use Amazon Kinesis Data Streams with
     SSE-KMS' -> [('amazon', 'kinesis', 'data', 'streams'), ('sse', 'kms')]. A capitalised word
     that starts a sentence is a verb ('Partition the data'), not a name, unless it is a prefix
-    like 'Amazon'."""
+    like 'Amazon'. Questions start with names ('Azure Functions의 ...'): given `openers`, only
+    those words ('how', 'what') are taken for sentence openers."""
     found = []
     for run in _LATIN_RUN.finditer(text):
         before = text[: run.start()].rstrip()
@@ -115,6 +116,8 @@ def names(text: str) -> list[tuple[str, ...]]:
         for i, word in enumerate(words):
             bare = word.strip(".-_")
             first = i == 0 and (not before or before[-1] in ".!?:\n")
+            if first and openers is not None:
+                first = bare.lower() in openers
             if bare and _is_name_word(bare, first):
                 current.append(bare)
             elif bare in ("for", "of") and current and _is_name_word(_next_word(words, i), False):
