@@ -17,7 +17,7 @@ from index.sync import sync
 from tests.conftest import write_note
 from tutor.practice import prompts
 from tutor.practice.checks import Candidate, Checker, IndexTerms, Target, names
-from tutor.practice.generate import Generator
+from tutor.practice.generate import EXTRA, Generator
 from tutor.practice.generated import Citation, GeneratedStore, stale
 
 EMR_QUESTION = """**Question:** A company must run nightly Apache Spark batch jobs over terabytes of data stored in Amazon S3. Which service should process the data?
@@ -118,8 +118,8 @@ def test_each_check_rejects_and_the_retry_asks_only_for_the_missing(vault, bad, 
     new = {text for letter, text in result.question.options.items() if letter not in result.question.answer}
     assert new == {"AWS Glue", "Amazon Athena", "Amazon Redshift"}
     assert (result.missing, result.calls, result.first_try) == (0, 2, False)
-    assert asked(gen)[0] == "Write 3 new distractors."
-    assert asked(gen)[1].startswith("Write 1 more distractors")
+    assert asked(gen)[0] == f"Write {3 + EXTRA} new distractors."  # over-asked: some always fail
+    assert asked(gen)[1].startswith(f"Write {1 + EXTRA} more distractors")
     retry = last_prompt(gen)
     assert f"- {bad!r}: {result.rejected[0].reason}" in retry
     assert 'Already accepted (do not repeat): "AWS Glue"; "Amazon Athena"' in retry
@@ -139,6 +139,24 @@ def test_duplicates_are_rejected(vault):
     assert result.missing == 0
 
 
+def test_one_over_asked_call_fills_the_variant_and_hides_the_other_wrong_options(vault):
+    gen = generator(vault, reply("Amazon EMR", "Amazon Kinesis Data Streams", "AWS Glue", "Amazon Athena",
+                                 "Amazon Redshift"))
+    result = gen.distractors(gen.find_question("emr#1"))
+    assert (result.missing, result.calls, result.first_try) == (0, 1, True)
+    assert [r.kind for r in result.rejected] == ["correct", "existing"]
+    request = last_prompt(gen)
+    assert "Amazon QuickSight" not in request  # a human distractor, shown it would be copied
+    assert '"Amazon EMR"' in request  # the correct option is named, to be avoided
+
+
+def test_candidates_beyond_the_missing_count_are_not_used(vault):
+    gen = generator(vault, reply("AWS Glue", "Amazon Athena", "Amazon Redshift", "AWS Lambda"))
+    result = gen.distractors(gen.find_question("emr#1"))
+    new = [t for letter, t in result.question.options.items() if letter not in result.question.answer]
+    assert sorted(new) == ["AWS Glue", "Amazon Athena", "Amazon Redshift"] and result.calls == 1
+
+
 def test_invalid_json_and_unknown_sources_are_retried(vault):
     gen = generator(vault, "Sure! Here are three distractors: Glue, Athena, Redshift",
                     reply("AWS Glue", "Amazon Athena", "Amazon Redshift", source=99),
@@ -147,7 +165,7 @@ def test_invalid_json_and_unknown_sources_are_retried(vault):
     assert [r.kind for r in result.rejected] == ["invalid", "invalid"]
     assert "source" in result.rejected[1].reason  # the schema only admits the sources shown
     assert "not valid JSON" in last_prompt(gen)
-    retry = "Write 3 more distractors that avoid these problems and differ from every option above."
+    retry = f"Write {3 + EXTRA} more distractors that avoid these problems and differ from every option above."
     assert asked(gen)[1:] == [retry, retry]
     assert (result.missing, result.calls) == (0, 3)
 
@@ -159,7 +177,7 @@ def test_retries_are_bounded_and_nothing_is_padded(vault):
     assert result.calls == 3 and result.missing == 2
     assert sorted(result.question.options.values()) == ["AWS Glue", "Amazon EMR"]
     assert [r.kind for r in result.rejected] == ["correct", "correct", "correct", "correct", "unknown", "correct"]
-    retry = "Write 2 more distractors that avoid these problems and differ from every option above."
+    retry = f"Write {2 + EXTRA} more distractors that avoid these problems and differ from every option above."
     assert asked(gen)[1:] == [retry, retry]
 
 
@@ -209,7 +227,7 @@ def test_new_question_checks_its_options_and_fills_what_failed(vault):
     assert [q.options[a] for a in q.answer] == ["Amazon EMR with transient clusters and Spot instances"]
     assert set(q.options.values()) - {q.options[q.answer[0]]} == {"AWS Glue", "Amazon Athena", "Amazon Redshift"}
     assert [r.kind for r in result.rejected] == ["unknown"]
-    assert asked(gen)[1].startswith("Write 1 more distractors") and "'Amazon QuantumStore'" in last_prompt(gen)
+    assert asked(gen)[1].startswith(f"Write {1 + EXTRA} more distractors") and "'Amazon QuantumStore'" in last_prompt(gen)
     assert "Question: A team runs nightly Spark jobs" in last_prompt(gen)
     assert result.citations[0] == Citation("emr.md", ("emr 노트", "Amazon EMR"))
     assert "(근거: emr.md › emr 노트 > Amazon EMR)" in q.explanations[q.answer[0]]

@@ -28,6 +28,9 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_N = 3
 RETRIES = 2  # after the first answer: three model calls at most per variant
 MAX_SOURCES = 5
+# Candidates asked for beyond the missing count: the 1.5B model copies an option or the answer in
+# about half its candidates, so a call that over-asks fills a variant where a retry would be needed.
+EXTRA = 2
 SOURCE_CHARS = 300  # per related source: the request stays near 1,000 tokens (7-10 s to read on 2 cores)
 SECTION_CHARS = 1500  # the section a new question is written from
 MIN_SECTION_CHARS = 120  # Korean prose is dense: two or three sentences
@@ -176,20 +179,21 @@ class Generator:
         """
         request = prompts.render(
             prompts.DISTRACTOR_REQUEST, sources="\n\n".join(s.prompt() for s in sources), stem=target.stem,
-            correct=_listed(target.correct), existing=_listed(target.existing) or "(none)",
+            correct=_listed(target.correct),
         )
         rejected = list(rejected)  # what the model is told; run.rejected holds everything
         first = run.calls == 0
         while len(accepted) < want and calls > 0:
             count, calls = want - len(accepted), calls - 1
+            asked = count + EXTRA
             run.calls += 1
             if rejected or accepted:
                 ask = prompts.render(prompts.RETRY, accepted=_listed(c.text for c in accepted) or "(none)",
-                                     rejected=_reasons(rejected), count=count)
+                                     rejected=_reasons(rejected), count=asked)
             else:
-                ask = prompts.render(prompts.ASK, count=count)
+                ask = prompts.render(prompts.ASK, count=asked)
             try:
-                reply = _invoke(self.model, _schemas().distractors(count, len(sources)),
+                reply = _invoke(self.model, _schemas().distractors(count, asked, len(sources)),
                                 _messages(prompts.DISTRACTOR_SYSTEM, request + ask))
             except _Junk as exc:
                 bad = [Rejection("", f"the answer was not valid JSON for the form: {exc}", "invalid")]
@@ -197,7 +201,7 @@ class Generator:
                 candidates = [Candidate(d.text.strip(), d.reason.strip(), d.source) for d in reply.distractors]
                 kept, bad = self.checker.review(candidates, target, accepted)
                 accepted = [*accepted, *kept[:count]]
-                run.first_try = first and not bad
+                run.first_try = first and len(kept) >= count
             rejected += bad
             run.rejected += bad
             first = False
@@ -379,14 +383,14 @@ def _schemas():
         return (Literal[tuple(range(1, count + 1))], Field(description=f"number of the source {what} rests on"))
 
     @functools.cache
-    def distractors(count: int, sources: int) -> type[BaseModel]:
+    def distractors(least: int, most: int, sources: int) -> type[BaseModel]:
         item = create_model(
             "Distractor",
             text=(str, Field(description="the wrong option, the same kind of thing as the correct options")),
             reason=(str, Field(description="one line in Korean: why it is wrong here")),
             source=source(sources, "the reason"),
         )
-        return create_model("Distractors", distractors=(list[item], Field(min_length=count, max_length=count)))
+        return create_model("Distractors", distractors=(list[item], Field(min_length=least, max_length=most)))
 
     @functools.cache
     def question(sources: int) -> type[BaseModel]:
