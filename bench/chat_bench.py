@@ -95,9 +95,11 @@ def pct(values: list[float], q: float) -> float:
 
 def calibrate(notes: Path) -> None:
     from tutor.chat import MIN_RELEVANCE, language_of, unknown_names
+    from tutor.practice.checks import IndexTerms
     from tutor.retrieve import Retriever
 
     retriever = Retriever(notes)
+    terms = IndexTerms(retriever.store)
     print(f"embedder: {retriever.embedder.model_id}\n")
     print("| set | lang | n | min | median | max | below the threshold | names no note mentions "
           "| refused by either |")
@@ -107,7 +109,7 @@ def calibrate(notes: Path) -> None:
             asked = [q for q in questions if language_of(q) == lang]
             best = [max(h.dense for h in retriever.search(q, k=5)) for q in asked]
             low = [b < MIN_RELEVANCE[lang] for b in best]
-            unknown = [unknown_names(retriever.store, q) for q in asked]
+            unknown = [unknown_names(terms, q) for q in asked]
             for q, names in zip(asked, unknown):
                 if names and name == "in-domain":
                     print(f"  in-domain question refused by name: {q!r} {names}", file=sys.stderr)

@@ -143,6 +143,15 @@ def test_names_the_notes_use_are_answered(vault, question):
     assert answer.grounded and len(eng.model.seen) == 1
 
 
+def test_a_name_the_notes_gain_is_answered_after_the_next_sync(vault):
+    eng = engine(vault, ["BigQuery 슬롯은 쿼리 용량이다 [1]."])
+    assert run(eng, "How do I size Google BigQuery slots?")[2].text.startswith("Your notes never mention")
+    write_note(vault, "bigquery.md", "bigquery", {"Google BigQuery": "Google BigQuery 슬롯은 쿼리 처리 용량 단위다."})
+    sync(vault, Store(index_dir(vault)), get_embedder())
+    answer = run(eng, "How do I size Google BigQuery slots?")[2]  # the same engine, a newer index
+    assert answer.grounded and len(eng.model.seen) == 1
+
+
 def test_not_covered_marker_becomes_a_plain_refusal(vault):
     eng = engine(vault, [prompts.NOT_COVERED + " 노트에 없음", "추가 답변"])
     _, tokens, answer = run(eng, "Kinesis 콜드 스타트는?")

@@ -128,6 +128,7 @@ class ChatEngine:
         retriever uses the embedder they were calibrated for, else no relevance gate."""
         self.retriever, self.model, self.vault_name = retriever, model, vault_name
         self.k, self.budget_tokens = k, budget_tokens
+        self._known: tuple[int | None, Any] = (None, None)  # (index generation, IndexTerms)
         self.count_tokens = count_tokens or token_counter(model)
         if min_relevance is not None:
             self.min_relevance = {"ko": min_relevance, "en": min_relevance}
@@ -136,6 +137,16 @@ class ChatEngine:
         else:
             log.info("No relevance threshold for this embedder; relying on the model's marker")
             self.min_relevance = {"ko": -1.0, "en": -1.0}
+
+    def _terms(self):
+        """What the index knows, read once per index generation: reading every heading and tag
+        on each question would grow with the vault on the answer's path."""
+        from tutor.practice.checks import IndexTerms
+
+        generation = self.retriever.store.manifest().get("generation")
+        if self._known[0] != generation:
+            self._known = (generation, IndexTerms(self.retriever.store))
+        return self._known[1]
 
     def warm(self) -> None:
         """Evaluate the fixed system prompt now (llama.cpp only) so the first answer reuses it."""
@@ -157,7 +168,7 @@ class ChatEngine:
         yield "sources", sources
 
         best = max((h.dense for h in hits), default=-1.0)
-        unknown = unknown_names(self.retriever.store, query) if sources else []
+        unknown = unknown_names(self._terms(), query) if sources else []
         if not sources or best < self.min_relevance[lang] or unknown:
             log.info("Not answering %r: best cosine %.3f, names no note mentions %s", query, best, unknown)
             refusal = prompts.REFUSAL[lang]
@@ -189,7 +200,8 @@ class ChatEngine:
                         yield "token", piece
                     if stream.refused or stream.derailed:
                         break  # stop generating: the answer is decided, or going nowhere
-            if not (stream.derailed and not "".join(emitted).strip()) or attempt:
+            recited_first = stream.derailed and not "".join(emitted).strip()
+            if attempt or not recited_first:
                 break
             # It began by reciting its sources: once more, told not to (nothing was shown yet).
             log.info("The model recited a source heading before answering; asking again")
@@ -275,7 +287,7 @@ class ChatEngine:
         return cut.rstrip() + " …"
 
 
-def unknown_names(store, query: str) -> list[str]:
+def unknown_names(terms, query: str) -> list[str]:
     """The product names in the question ('Azure Functions', 'BigQuery') when no note mentions
     any of them; empty when the question names nothing or names one thing the notes know.
 
@@ -284,13 +296,10 @@ def unknown_names(store, query: str) -> list[str]:
     unknown even though 'Step Functions' makes 'functions' a known word. One known name is
     enough to answer: "Kinesis or Pub/Sub?" still has notes to answer from, and a capitalised
     word that names nothing ("Summarize my Kinesis notes") must not refuse the question."""
-    from tutor.practice.checks import IndexTerms, names
+    from tutor.practice.checks import names
 
     found = [n for n in names(query, QUESTION_OPENERS) if not set(n) <= QUESTION_OPENERS]
-    if not found:
-        return []
-    terms = IndexTerms(store)
-    if any(terms.knows(n) for n in found):
+    if not found or any(terms.knows(n) for n in found):
         return []
     return [_as_typed(query, n) for n in found]
 
@@ -350,8 +359,8 @@ class _CitationStream:
             end = m.start()
         line_start = self.raw.rfind("\n", 0, end) + 1
         current = self.raw[line_start:end].strip()
-        if _MARK_SO_FAR.match(current) or any(h.startswith(_LIST_MARK.sub("", current) or "\0")
-                                               for h in self.headings):
+        body = _LIST_MARK.sub("", current)
+        if _MARK_SO_FAR.match(current) or (body and any(h.startswith(body) for h in self.headings)):
             end = line_start
         marker = prompts.NOT_COVERED
         for size in range(min(len(marker) - 1, end), 0, -1):
