@@ -187,6 +187,28 @@ def test_ollama_structured_junk_raises(stub, junk):
         structured(model, Answer).invoke("q")
 
 
+class Services(BaseModel):
+    services: list[Answer] = Field(min_length=1, max_length=5)
+
+
+def test_ollama_structured_items_arrive_one_by_one(stub):
+    """Items split across stream chunks come out whole and validated, in a code fence or not."""
+    stub.queue('```json\n{"services": [{"service": "Amazon S3", "conf', 'idence": 0.9}, {"serv',
+               'ice": "Amazon EMR", "confidence": 0.5}', ', {"service": "AWS Gl')  # cut off mid-item
+    model = get_chat_model("ollama:qwen-test")
+    items = llm.structured_items(model, Services, "services", "q")
+    assert next(items) == Answer(service="Amazon S3", confidence=0.9)
+    assert [i.service for i in items] == ["Amazon EMR"]
+    assert stub.chat_requests()[-1]["format"] == Services.model_json_schema()
+
+
+@pytest.mark.parametrize("junk", ['Sure! S3.', '{"services": [{"service": "S3", "confidence": "high"}]}'])
+def test_ollama_structured_items_junk_raises(stub, junk):
+    stub.queue(junk)
+    with pytest.raises(LLMError, match="not valid Services JSON"):
+        list(llm.structured_items(get_chat_model("ollama:qwen-test"), Services, "services", "q"))
+
+
 def test_parse_structured_accepts_code_fence():
     text = '```json\n{"service": "Amazon SQS", "confidence": 1}\n```'
     assert llm.parse_structured(text, Answer).service == "Amazon SQS"

@@ -25,7 +25,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 if TYPE_CHECKING:  # pragma: no cover
     import pydantic
@@ -357,6 +357,7 @@ def ollama_has_model(name: str, installed: list[str]) -> bool:
 # --------------------------------------------------------------------------------------
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
+_FENCE_OPEN = re.compile(r"^\s*```(?:json)?\s*")
 
 
 def parse_structured(text: str, schema: type["pydantic.BaseModel"]) -> "pydantic.BaseModel":
@@ -385,25 +386,89 @@ def structured(model: "BaseChatModel", schema: type["pydantic.BaseModel"]) -> "R
     and the answer is validated with pydantic; junk raises ``LLMError``. Say in the prompt
     what the fields mean: the schema constrains the form, the prompt the content.
     """
-    from langchain_core.messages import BaseMessage
     from langchain_core.runnables import RunnableLambda
 
+    bound = _bind_schema(model, schema)
+
+    def _parse(msg: Any) -> Any:
+        return parse_structured(_content(msg), schema)
+
+    return bound | RunnableLambda(_parse, name=f"parse_{schema.__name__}")
+
+
+def _bind_schema(model: "BaseChatModel", schema: type["pydantic.BaseModel"]) -> Any:
+    """The model, constrained to answer in ``schema``'s JSON where the backend can be."""
     json_schema = schema.model_json_schema()
     inner = model
     while hasattr(inner, "bound"):  # see through .bind(...) / RunnableBinding
         inner = inner.bound
     backend = getattr(type(inner), "_tutor_backend", None)
     if backend == "llamacpp":
-        bound = model.bind(response_format={"type": "json_object", "schema": json_schema})
-    elif backend == "ollama" or type(inner).__name__ == "ChatOllama":
-        bound = model.bind(format=json_schema)
-    else:  # another LangChain chat model: let it do its best, still validate ourselves
-        bound = model
+        return model.bind(response_format={"type": "json_object", "schema": json_schema})
+    if backend == "ollama" or type(inner).__name__ == "ChatOllama":
+        return model.bind(format=json_schema)
+    return model  # another LangChain chat model: let it do its best, still validate ourselves
 
-    def _parse(msg: Any) -> Any:
-        text = msg.content if isinstance(msg, BaseMessage) else str(msg)
-        if isinstance(text, list):
-            text = "".join(b if isinstance(b, str) else b.get("text", "") for b in text)
-        return parse_structured(text, schema)
 
-    return bound | RunnableLambda(_parse, name=f"parse_{schema.__name__}")
+def _content(msg: Any) -> str:
+    from langchain_core.messages import BaseMessage
+
+    text = msg.content if isinstance(msg, BaseMessage) else str(msg)
+    if isinstance(text, list):
+        text = "".join(b if isinstance(b, str) else b.get("text", "") for b in text)
+    return text
+
+
+def structured_items(model: "BaseChatModel", schema: type["pydantic.BaseModel"], field: str,
+                     messages: Any) -> Iterator["pydantic.BaseModel"]:
+    """Stream the items of ``schema``'s list ``field``, each validated as soon as it is complete.
+
+    A caller that has what it needs stops iterating (close the generator) and the model stops
+    writing: asking for spare candidates then costs only the ones actually read. An answer
+    that breaks off (max_tokens) ends with the items it completed; one with no complete item,
+    or an item that does not validate, raises ``LLMError`` like ``structured``.
+    """
+    import pydantic
+
+    item_type = _list_item_type(schema, field)
+    decoder = json.JSONDecoder()
+    opener = re.compile(r'\{\s*"' + re.escape(field) + r'"\s*:\s*\[')
+    text, pos, count = "", None, 0
+    stream = _bind_schema(model, schema).stream(messages)
+    try:
+        for chunk in stream:
+            text += _content(chunk)
+            if pos is None:
+                body = _FENCE_OPEN.sub("", text, count=1)
+                start = opener.search(body)
+                if not start:
+                    continue
+                text, pos = body, start.end()
+            while True:
+                while pos < len(text) and text[pos] in " \t\r\n,":
+                    pos += 1
+                if pos >= len(text) or text[pos] == "]":
+                    break
+                try:
+                    value, end = decoder.raw_decode(text, pos)
+                except json.JSONDecodeError:
+                    break  # not complete yet
+                try:
+                    item = item_type.model_validate(value)
+                except pydantic.ValidationError as e:
+                    raise LLMError(f"The model's answer is not valid {schema.__name__} JSON "
+                                   f"({e.error_count()} problem(s) in item {count + 1}: "
+                                   f"{e.errors()[0]['msg']}). Try again, or use a larger model.") from e
+                pos, count = end, count + 1
+                yield item
+    finally:
+        stream.close()  # stops the model now, not when the garbage collector gets to it
+    if count == 0:
+        parse_structured(text, schema)  # raises, saying what the answer was, unless it was empty
+
+
+def _list_item_type(schema: type["pydantic.BaseModel"], field: str) -> Any:
+    from typing import get_args
+
+    (item_type,) = get_args(schema.model_fields[field].annotation)
+    return item_type
