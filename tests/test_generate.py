@@ -54,12 +54,22 @@ class QueuedChat(FakeListChatModel):
     """Replies in order, records every conversation, and fails if called once too often."""
 
     seen: list = Field(default_factory=list)
+    streamed: str = ""
 
-    def _call(self, messages, stop=None, run_manager=None, **kwargs):
+    def _record(self, messages):
         if len(self.seen) >= len(self.responses):
             raise AssertionError(f"called {len(self.seen) + 1} times, {len(self.responses)} replies queued")
         self.seen.append(list(messages))
+
+    def _call(self, messages, stop=None, run_manager=None, **kwargs):
+        self._record(messages)
         return super()._call(messages, stop, run_manager, **kwargs)
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+        self._record(messages)
+        for chunk in super()._stream(messages, stop, run_manager, **kwargs):
+            self.streamed += chunk.message.content  # what the model got to write before it was stopped
+            yield chunk
 
 
 def reply(*texts, source=1) -> str:
@@ -105,7 +115,6 @@ BAD = [
     ("Amazon QuantumStore", "unknown"),  # a service no note knows
     ("AWS Glue, which runs serverless ETL jobs on a fully managed Apache Spark environment", "giveaway"),  # too long
     ("Always Amazon Athena", "giveaway"),  # an absolute word the answer does not have
-    ("Glue for Apache Spark batch jobs", "giveaway"),  # repeats the stem's phrase
 ]
 
 
@@ -124,6 +133,13 @@ def test_each_check_rejects_and_the_retry_asks_only_for_the_missing(vault, bad, 
     assert f"- {bad!r}: {result.rejected[0].reason}" in retry
     assert 'Already accepted (do not repeat): "AWS Glue"; "Amazon Athena"' in retry
     assert retry.startswith(gen.model.seen[0][-1].content.rsplit("\n", 1)[0])  # same request: a cached prefix
+
+
+def test_a_distractor_may_echo_the_stem(vault):
+    """Stem words in a wrong option stop the echo from pointing at the key: not a give-away."""
+    gen = generator(vault, reply("AWS Glue Spark batch jobs", "Amazon Athena", "Amazon Redshift"))
+    result = gen.distractors(gen.find_question("emr#1"))
+    assert "AWS Glue Spark batch jobs" in result.question.options.values() and not result.rejected
 
 
 def test_first_try(vault):
@@ -147,7 +163,7 @@ def test_one_over_asked_call_fills_the_variant_and_hides_the_other_wrong_options
     assert [r.kind for r in result.rejected] == ["correct", "existing"]
     request = last_prompt(gen)
     assert "Amazon QuickSight" not in request  # a human distractor, shown it would be copied
-    assert '"Amazon EMR"' in request  # the correct option is named, to be avoided
+    assert "\n- Amazon EMR\n" in request  # the correct option is named, to be avoided
 
 
 def test_candidates_beyond_the_missing_count_are_not_used(vault):
@@ -273,6 +289,46 @@ def test_paraphrase_by_embedding_but_not_when_names_differ(vault):
     target = Target("Which service?", (answer,), ())
     kept, rejected = checker.review([Candidate("Run the nightly Spark batch jobs on Amazon EMR clusters", "", 1)], target)
     assert not kept and rejected[0].kind == "correct"
+
+
+KMS_ANSWER = "Configure default encryption with SSE-KMS by using a customer managed key that has automatic rotation enabled"
+
+
+@pytest.mark.parametrize("candidate", [
+    KMS_ANSWER.replace("enabled", "disabled"),  # the opposite setting
+    KMS_ANSWER.replace("customer managed", "AWS managed"),  # the other kind of key
+    "Use a 1-minute tumbling window with a watermark of 30 seconds".replace("30", "5"),
+    KMS_ANSWER.replace("by using", "without"),
+])
+def test_an_opposite_word_or_another_number_is_a_new_option_however_close(vault, candidate):
+    checker = Checker(IndexTerms(Store(index_dir(vault))), get_embedder())
+    answer = KMS_ANSWER if candidate.startswith("Configure") else "Use a 1-minute tumbling window with a watermark of 30 seconds"
+    assert checker.cosine(candidate, answer) >= checker.paraphrase_cosine  # only the wording rule tells them apart
+    assert checker.same_meaning(candidate, answer) is None
+    assert checker.same_meaning(answer.replace("by using", "using"), answer)  # a reworded answer still is one
+
+
+def test_a_whole_clause_more_is_not_the_same_option(vault):
+    checker = Checker(IndexTerms(Store(index_dir(vault))), get_embedder())
+    existing = "Configure default encryption with SSE-S3"
+    assert checker.same_meaning(existing + " storage setting", existing) == "all of it, and only plain words more"
+    longer = existing + " by using a customer managed key that has automatic rotation enabled"
+    assert not (checker.same_meaning(longer, existing) or "").startswith("all of it")
+
+
+def test_the_model_stops_writing_once_enough_candidates_pass(vault):
+    gen = generator(vault, reply("AWS Glue", "Amazon Athena", "Amazon Redshift", "AWS Lambda", "Amazon SQS"))
+    result = gen.distractors(gen.find_question("emr#1"))
+    assert (result.missing, result.calls, result.first_try) == (0, 1, True)
+    assert "Amazon Redshift" in gen.model.streamed and "AWS Lambda" not in gen.model.streamed
+
+
+def test_an_answer_cut_off_mid_item_keeps_the_items_it_finished(vault):
+    cut = reply("AWS Glue", "Amazon Athena", "Amazon Redshift")[:-60]
+    gen = generator(vault, cut, reply("Amazon Redshift"))
+    result = gen.distractors(gen.find_question("emr#1"))
+    assert (result.missing, result.calls) == (0, 2)
+    assert asked(gen)[1].startswith(f"Write {1 + EXTRA} more distractors")
 
 
 def test_prompts_refuse_missing_values():

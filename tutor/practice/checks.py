@@ -36,8 +36,10 @@ PARAPHRASE_COSINE = 0.945
 # Length give-away, in characters against the correct options: the starter vault's 96 human
 # distractors span 0.40-2.27 x the correct options' mean length; these bounds flag none of them
 # and flag a one-liner answered with a paragraph, or "EMR" among three full sentences. All the
-# give-away checks together flag 3 of the 96 human distractors ('only', 'never', and one echo
-# of the stem's "hot data nodes"), each a real cue.
+# give-away checks together flag 2 of the 96 human distractors ('only', 'never'), each a real cue.
+# A distractor that echoes the stem is not one: item writers put stem words in wrong options on
+# purpose, so that the echo stops pointing at the key (an echo check rejected 23 good candidates,
+# most for naming the stem's own service).
 LONG_RATIO, SHORT_RATIO, LENGTH_SLACK = 2.0, 0.35, 12
 # A correct option of a new question is supported by its section when this share of its key
 # terms (the names it uses, else its content words) occur there. The starter vault's correct
@@ -46,6 +48,18 @@ LONG_RATIO, SHORT_RATIO, LENGTH_SLACK = 2.0, 0.35, 12
 # query, section as passage) must beat every other note's best section (max 0.905): own-note
 # sections reach only 0.82-0.87 (median), so cosine alone rarely decides.
 SUPPORT_TERMS, SUPPORT_COSINE = 0.6, 0.905
+# Words a candidate may add to the whole of an option and still only restate it.
+CONTAINS_EXTRA = 3
+# A candidate that differs from an option by one of these says something else, however close
+# the embeddings ("... automatic rotation enabled" / "disabled": cosine 0.98). Singular forms.
+NEGATIONS = frozenset({"not", "without", "no", "never"})
+OPPOSITES = (
+    ("enable", "disable"), ("enabled", "disabled"), ("allow", "deny"), ("public", "private"),
+    ("synchronou", "asynchronou"), ("sync", "async"), ("encrypted", "unencrypted"), ("increase", "decrease"),
+    ("automatic", "manual"), ("add", "remove"), ("single", "multi"), ("before", "after"), ("more", "less"),
+    ("higher", "lower"), ("hot", "cold"), ("read", "write"), ("start", "stop"), ("customer", "aws"),
+    ("provisioned", "demand"), ("minimum", "maximum"), ("inbound", "outbound"), ("upload", "download"),
+)
 # Options without any name: at least this share of their words must occur in the notes.
 KNOWN_WORDS = 0.5
 
@@ -153,15 +167,6 @@ def content_words(text: str) -> list[str]:
     return [w for w in _WORDS.findall(text.lower()) if w not in STOPWORDS and len(w) > 1]
 
 
-def _stem_phrases(text: str) -> set[tuple[str, ...]]:
-    """Runs of three content words, not all from one proper name ('Kinesis Data Streams' is a
-    name both may mention; 'nightly batch jobs' is a phrase to echo)."""
-    words = _WORDS.findall(text.lower())
-    named = {t for n in names(text) for t in n}
-    grams = zip(words, words[1:], words[2:])
-    return {g for g in grams if not any(w in STOPWORDS or len(w) == 1 for w in g) and not set(g) <= named}
-
-
 class IndexTerms:
     """What the indexed notes know about: service tags, heading names, and every indexed word."""
 
@@ -234,7 +239,7 @@ class Checker:
             return "the same name"
         if _contains(a, b):
             return "all of it, and only plain words more"
-        if _name_different(a, b):
+        if _name_different(a, b) or _contrasts(a, b):
             return None
         cosine = self.cosine(a, b)
         return f"cosine {cosine:.2f}" if cosine >= self.paraphrase_cosine else None
@@ -279,10 +284,6 @@ class Checker:
         absolute = ABSOLUTE.search(text)
         if absolute and not any(ABSOLUTE.search(c) for c in target.correct):
             return f"says {absolute.group()!r} and no correct option does: an absolute word gives it away", "giveaway"
-        echoed = _stem_phrases(text) & _stem_phrases(target.stem)
-        echoed -= {p for c in target.correct for p in _stem_phrases(c)}
-        if echoed:
-            return f"repeats the stem's phrase {' '.join(sorted(echoed)[0])!r}: a give-away", "giveaway"
         return None
 
     def unknown(self, text: str) -> tuple[str, str] | None:
@@ -339,10 +340,24 @@ def _name_different(a: str, b: str) -> bool:
 
 
 def _contains(candidate: str, option: str) -> bool:
-    """The candidate says all the option says, plus only plain words ('... storage class')."""
+    """The candidate says all the option says, plus a few plain words ('... storage class');
+    a whole clause more ('... by using a customer managed key') is a claim of its own."""
     extra = _singular(canonical(candidate)) - _singular(canonical(option))
     named = _singular(t for n in names(candidate) for t in n)
-    return _singular(canonical(option)) <= _singular(canonical(candidate)) and not extra & named
+    return (_singular(canonical(option)) <= _singular(canonical(candidate)) and not extra & named
+            and len(extra - STOPWORDS) <= CONTAINS_EXTRA)
+
+
+def _contrasts(a: str, b: str) -> bool:
+    """One says the opposite of the other in a word ('rotation enabled' / 'disabled') or a number
+    ('30 seconds' / '5 seconds'): cosine sees one sentence, a learner two answers."""
+    a_tokens, b_tokens = _singular(lexical.tokens(a)), _singular(lexical.tokens(b))
+    only_a, only_b = a_tokens - b_tokens, b_tokens - a_tokens
+    if any(t.isdigit() for t in only_a | only_b):  # not "s3"
+        return True
+    if (only_a | only_b) & NEGATIONS:
+        return True
+    return any((x in only_a and y in only_b) or (y in only_a and x in only_b) for x, y in OPPOSITES)
 
 
 def _singular(tokens) -> set[str]:

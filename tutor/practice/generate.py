@@ -6,6 +6,7 @@ only, a bounded number of times. What could not be generated is reported, never 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -27,11 +28,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DEFAULT_N = 3
 RETRIES = 2  # after the first answer: three model calls at most per variant
-MAX_SOURCES = 5
+MAX_SOURCES = 4
 # Candidates asked for beyond the missing count: the 1.5B model copies an option or the answer in
 # about half its candidates, so a call that over-asks fills a variant where a retry would be needed.
 EXTRA = 2
-SOURCE_CHARS = 300  # per related source: the request stays near 1,000 tokens (7-10 s to read on 2 cores)
+SOURCE_CHARS = 240  # per related source: the request stays near 550 tokens (about 6 s to read on 2 cores)
 SECTION_CHARS = 1500  # the section a new question is written from
 MIN_SECTION_CHARS = 120  # Korean prose is dense: two or three sentences
 LETTERS = "ABCDEFGH"  # what the note parser reads back
@@ -179,7 +180,7 @@ class Generator:
         """
         request = prompts.render(
             prompts.DISTRACTOR_REQUEST, sources="\n\n".join(s.prompt() for s in sources), stem=target.stem,
-            correct=_listed(target.correct),
+            correct="\n".join(f"- {c}" for c in target.correct),
         )
         rejected = list(rejected)  # what the model is told; run.rejected holds everything
         first = run.calls == 0
@@ -192,16 +193,22 @@ class Generator:
                                      rejected=_reasons(rejected), count=asked)
             else:
                 ask = prompts.render(prompts.ASK, count=asked)
+            schema = _schemas().distractors(count, asked, len(sources))
+            messages = _messages(prompts.DISTRACTOR_SYSTEM, request + ask,
+                                 example=(prompts.DISTRACTOR_EXAMPLE, prompts.DISTRACTOR_EXAMPLE_ANSWER))
+            kept, bad = [], []
             try:
-                reply = _invoke(self.model, _schemas().distractors(count, asked, len(sources)),
-                                _messages(prompts.DISTRACTOR_SYSTEM, request + ask))
+                with contextlib.closing(_items(self.model, schema, messages)) as items:
+                    for d in items:  # checked as each is written; the rest is never generated
+                        candidate = Candidate(d.text.strip(), d.reason.strip(), d.source)
+                        ok, no = self.checker.review([candidate], target, [*accepted, *kept])
+                        kept, bad = kept + ok, bad + no
+                        if len(kept) >= count:
+                            break
             except _Junk as exc:
-                bad = [Rejection("", f"the answer was not valid JSON for the form: {exc}", "invalid")]
-            else:
-                candidates = [Candidate(d.text.strip(), d.reason.strip(), d.source) for d in reply.distractors]
-                kept, bad = self.checker.review(candidates, target, accepted)
-                accepted = [*accepted, *kept[:count]]
-                run.first_try = first and len(kept) >= count
+                bad.append(Rejection("", f"the answer was not valid JSON for the form: {exc}", "invalid"))
+            accepted = [*accepted, *kept]
+            run.first_try = first and len(kept) >= count
             rejected += bad
             run.rejected += bad
             first = False
@@ -355,8 +362,22 @@ class _Junk(Exception):
 def _invoke(model, schema, messages):
     from tutor.llm import structured
 
-    try:
+    with _junk_as_retry():
         return structured(model, schema).invoke(messages)
+
+
+def _items(model, schema, messages):
+    from tutor.llm import structured_items
+
+    with _junk_as_retry():
+        yield from structured_items(model, schema, "distractors", messages)
+
+
+@contextlib.contextmanager
+def _junk_as_retry():
+    """An answer that is not valid for the form is worth another try; other LLM errors are not."""
+    try:
+        yield
     except LLMError as exc:
         import pydantic
 
@@ -411,10 +432,12 @@ def _reasons(rejected: list[Rejection]) -> str:
     return "\n".join(lines[-8:])
 
 
-def _messages(system: str, user: str) -> list:
-    from langchain_core.messages import HumanMessage, SystemMessage
+def _messages(system: str, user: str, example: tuple[str, str] | None = None) -> list:
+    """System rules, an optional worked example as the first turn, then the request."""
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-    return [SystemMessage(system), HumanMessage(user)]
+    shown = [HumanMessage(example[0]), AIMessage(example[1])] if example else []
+    return [SystemMessage(system), *shown, HumanMessage(user)]
 
 
 def _listed(options) -> str:
