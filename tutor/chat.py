@@ -150,9 +150,11 @@ class ChatEngine:
 
     def warm(self) -> None:
         """Evaluate the fixed system prompt now (llama.cpp only) so the first answer reuses it."""
+        from langchain_core.messages import SystemMessage
+
         prefill = getattr(self.model, "prefill", None)
         if prefill:
-            prefill(_answer_messages())
+            prefill([SystemMessage(prompts.ANSWER_SYSTEM)])
 
     def ask(self, question: str, history: Sequence[tuple[str, str]] = (),
             tags: Sequence[str] = ()) -> Iterator[ChatEvent]:
@@ -181,6 +183,8 @@ class ChatEngine:
     def _generate(self, question: str, query: str, lang: str,
                   sources: list[Source]) -> Iterator[ChatEvent]:
         """Stream the model's answer through the citation filter, then judge it."""
+        from langchain_core.messages import HumanMessage, SystemMessage
+
         user = prompts.render(
             prompts.ANSWER_USER, question=query, language=prompts.LANGUAGES[lang],
             sources="\n\n".join(self._block(s) for s in sources))
@@ -188,7 +192,8 @@ class ChatEngine:
         for attempt in range(2):
             stream = _CitationStream({s.n for s in sources}, headings)
             emitted: list[str] = []
-            with closing(self.model.stream(_answer_messages(user))) as chunks:
+            with closing(self.model.stream([SystemMessage(prompts.ANSWER_SYSTEM),
+                                            HumanMessage(user)])) as chunks:
                 for chunk in chunks:
                     if piece := stream.feed(chunk.text):
                         emitted.append(piece)
@@ -280,16 +285,6 @@ class ChatEngine:
                 cut = cut[:at]
                 break
         return cut.rstrip() + " …"
-
-
-def _answer_messages(user: str | None = None) -> list:
-    """The fixed prefix (rules and worked examples) and, given one, the question's turn."""
-    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
-
-    prefix: list = [SystemMessage(prompts.ANSWER_SYSTEM)]
-    for asked, answered in prompts.ANSWER_EXAMPLES:
-        prefix += [HumanMessage(asked), AIMessage(answered)]
-    return prefix + [HumanMessage(user)] if user is not None else prefix
 
 
 def unknown_names(terms, query: str) -> list[str]:

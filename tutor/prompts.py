@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from string import Template
 
-LANGUAGES = {"ko": "Korean (한국어)", "en": "English"}
 NOT_COVERED = "NOT_IN_NOTES"  # the marker the model emits when the sources do not answer
 
 # Wording tried on Qwen2.5-Coder-1.5B: when the user turn also demanded the marker, it refused
@@ -31,24 +30,6 @@ Question: $question
 
 Answer in $language, with the source number in square brackets after each fact.""")
 
-# Worked examples as fixed first turns, one per language (cached with the system prompt, so free
-# after the first question): with none, 4 of 10 Korean answers cited nothing; with only a Korean
-# one, 4 of 10 English answers cited nothing.
-_QUEUES = ("[1] sqs-sns-decoupling › SQS 표준 대기열\n"
-           "표준 대기열은 처리량이 거의 무제한이고 메시지를 최소 한 번 전달하지만 순서는 보장하지 않는다.\n\n"
-           "[2] sqs-sns-decoupling › FIFO 대기열\n"
-           "FIFO 대기열은 보낸 순서대로 정확히 한 번 처리하며, 배치를 쓰면 초당 3,000건까지 처리한다.")
-ANSWER_EXAMPLES = (
-    (ANSWER_USER.substitute(sources=_QUEUES, language=LANGUAGES["ko"],
-                            question="주문 메시지를 보낸 순서대로 처리하려면 어떤 SQS 대기열을 써야 해?"),
-     "FIFO 대기열을 쓰세요. FIFO 대기열은 보낸 순서대로 정확히 한 번 처리합니다 [2]. "
-     "표준 대기열은 처리량이 더 크지만 순서를 보장하지 않습니다 [1]."),
-    (ANSWER_USER.substitute(sources=_QUEUES, language=LANGUAGES["en"],
-                            question="Does an SQS standard queue keep messages in order?"),
-     "No. A standard queue delivers each message at least once but does not guarantee order [1]. "
-     "If order matters, use a FIFO queue, which processes messages exactly once in the order sent [2]."),
-)
-
 NO_RECITING = ("Do not list the sources or repeat their headings: answer the question in your own "
                "words, citing the source numbers.")
 
@@ -65,6 +46,8 @@ $conversation
 
 Follow-up question: $question
 Standalone query:""")
+
+LANGUAGES = {"ko": "Korean (한국어)", "en": "English"}
 
 REFUSAL = {  # what the tutor says, in the question's language, when the notes do not cover it
     "ko": "노트에 이 질문에 대한 내용이 없습니다. 가장 가까운 섹션을 아래에 보여 드립니다.",
