@@ -331,6 +331,19 @@ def test_an_answer_cut_off_mid_item_keeps_the_items_it_finished(vault):
     assert asked(gen)[1].startswith(f"Write {1 + EXTRA} more distractors")
 
 
+def test_a_name_only_the_worked_example_shows_is_a_copy(vault):
+    from tutor.practice.generate import _borrowed
+
+    copied = "Add an Amazon ElastiCache for Redis cluster in front of the queue"
+    checker = Checker(IndexTerms(Store(index_dir(vault))), get_embedder())
+    target = Target("Which service decouples the order system?", ("Amazon SQS",), (),
+                    borrowed=_borrowed("Sources: [1] SQS queues ... Question: Which service decouples ..."))
+    kept, rejected = checker.review([Candidate(copied, "", 1), Candidate("Amazon Kinesis Data Streams", "", 1)], target)
+    assert [c.text for c in kept] == ["Amazon Kinesis Data Streams"] and rejected[0].kind == "example"
+    # where the sources do describe ElastiCache, naming it is grounded, not copied
+    assert ("elasticache", "redis") not in _borrowed("[2] ElastiCache for Redis is an in-memory cache")
+
+
 def test_prompts_refuse_missing_values():
     with pytest.raises(prompts.PromptError, match=r"\$count"):
         prompts.render(prompts.RETRY, accepted="(none)", rejected="- x")

@@ -90,7 +90,7 @@ class Candidate:
 class Rejection:
     text: str
     reason: str  # said to the model on retry and to the user in the report
-    kind: str  # empty | correct | existing | duplicate | giveaway | unknown | invalid | question
+    kind: str  # empty | correct | existing | duplicate | example | giveaway | unknown | invalid | question
 
     def to_json(self) -> dict:
         return {"text": self.text, "reason": self.reason}
@@ -103,6 +103,9 @@ class Target:
     stem: str
     correct: tuple[str, ...]
     existing: tuple[str, ...]  # every option the question already has, correct ones included
+    # Names (canonical) that only the prompt's worked example shows: a candidate naming one copied
+    # the example, not the notes ("an ElastiCache for Redis cluster" in an SQS question).
+    borrowed: frozenset[tuple[str, ...]] = frozenset()
 
 
 def normalized(text: str) -> str:
@@ -273,6 +276,10 @@ class Checker:
         for other in others:
             if how := self.same_meaning(text, other.text):
                 return f"duplicates another new option {other.text!r} ({how})", "duplicate"
+        for name in names(text):
+            if canonical(" ".join(name)) in target.borrowed:
+                return (f"names {' '.join(name)!r} from the worked example, which this question's sources "
+                        "never mention", "example")
         return self.giveaway(text, target) or self.unknown(text)
 
     def giveaway(self, text: str, target: Target) -> tuple[str, str] | None:

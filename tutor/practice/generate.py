@@ -7,6 +7,7 @@ only, a bounded number of times. What could not be generated is reported, never 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import itertools
 import json
@@ -182,6 +183,7 @@ class Generator:
             prompts.DISTRACTOR_REQUEST, sources="\n\n".join(s.prompt() for s in sources), stem=target.stem,
             correct="\n".join(f"- {c}" for c in target.correct),
         )
+        target = dataclasses.replace(target, borrowed=_borrowed(request + "\n" + target.stem))
         rejected = list(rejected)  # what the model is told; run.rejected holds everything
         first = run.calls == 0
         while len(accepted) < want and calls > 0:
@@ -424,6 +426,26 @@ def _schemas():
                             options=(list[option], Field(min_length=3, max_length=len(LETTERS))))
 
     return SimpleNamespace(distractors=distractors, question=question)
+
+
+@functools.cache
+def _example_names() -> frozenset[tuple[str, ...]]:
+    """The names the distractor example uses, whole and by their head word ('dax', 'elasticache')."""
+    from tutor.practice.checks import canonical, names
+
+    answer = json.loads(prompts.DISTRACTOR_EXAMPLE_ANSWER)["distractors"]
+    correct = prompts.DISTRACTOR_EXAMPLE.split("Correct options", 1)[1].splitlines()[1:]
+    shown = [d["text"] for d in answer] + [line[2:] for line in correct if line.startswith("- ")]
+    found = {canonical(" ".join(n)) for text in shown for n in names(text)} - {()}
+    return frozenset(found | {name[:1] for name in found})
+
+
+def _borrowed(request: str) -> frozenset[tuple[str, ...]]:
+    """Example names this request never mentions: only the example can have put them in a candidate."""
+    from index.lexical import tokens
+
+    present = set(tokens(request))
+    return frozenset(name for name in _example_names() if not set(name) <= present)
 
 
 def _reasons(rejected: list[Rejection]) -> str:
