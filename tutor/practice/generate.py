@@ -181,9 +181,9 @@ class Generator:
         """
         request = prompts.render(
             prompts.DISTRACTOR_REQUEST, sources="\n\n".join(s.prompt() for s in sources), stem=target.stem,
-            correct="\n".join(f"- {c}" for c in target.correct),
+            correct=prompts.listed(target.correct),
         )
-        target = dataclasses.replace(target, borrowed=_borrowed(request + "\n" + target.stem))
+        target = dataclasses.replace(target, borrowed=_borrowed(request))  # the request holds the stem
         rejected = list(rejected)  # what the model is told; run.rejected holds everything
         first = run.calls == 0
         while len(accepted) < want and calls > 0:
@@ -434,8 +434,7 @@ def _example_names() -> frozenset[tuple[str, ...]]:
     from tutor.practice.checks import canonical, names
 
     answer = json.loads(prompts.DISTRACTOR_EXAMPLE_ANSWER)["distractors"]
-    correct = prompts.DISTRACTOR_EXAMPLE.split("Correct options", 1)[1].splitlines()[1:]
-    shown = [d["text"] for d in answer] + [line[2:] for line in correct if line.startswith("- ")]
+    shown = [d["text"] for d in answer] + list(prompts.DISTRACTOR_EXAMPLE_CORRECT)
     found = {canonical(" ".join(n)) for text in shown for n in names(text)} - {()}
     return frozenset(found | {name[:1] for name in found})
 

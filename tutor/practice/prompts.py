@@ -13,6 +13,11 @@ class PromptError(Exception):
     """A template was rendered without one of its values: a bug in the caller."""
 
 
+def listed(options) -> str:
+    """Correct options in a request: one a line, so none reads as part of another."""
+    return "\n".join(f"- {option}" for option in options)
+
+
 def render(template: str, **values: object) -> str:
     try:
         return Template(template).substitute(values)
@@ -34,35 +39,6 @@ be wrong for this question but plausible to someone who half knows the topic.
 - No absolute words such as always, never, only, 항상, 절대.
 - reason: one short sentence in Korean (under 40 characters) saying why it is wrong here, based on one source.
 - source: the number of that source."""
-
-# A worked example as a fixed first turn: the 1.5B model joined the correct options into one
-# "distractor", reworded the answer and wrote reasons in English until it saw one done right.
-# Fixed text, so its tokens are part of the cached prefix and cost nothing after the first call.
-DISTRACTOR_EXAMPLE = """\
-Sources:
-[1] dynamodb-capacity › 용량 모드
-온디맨드 모드는 요청 수만큼 과금되어 예측할 수 없는 트래픽에 맞고, 프로비저닝 모드는 RCU/WCU를 미리 정하고 \
-Auto Scaling으로 조정합니다. 어느 모드든 읽기 지연은 한 자릿수 밀리초입니다.
-
-[2] elasticache-caching › 개요
-Amazon ElastiCache는 Redis/Memcached 호환 인메모리 캐시입니다. 애플리케이션이 캐시 조회와 갱신 코드를 \
-직접 작성해야 합니다.
-
-Question: A DynamoDB table serves a product catalog. Reads spike without warning and read latency \
-must drop to microseconds with no application code changes. What should the company do?
-Correct options (do not repeat or reword them):
-- Add a DynamoDB Accelerator (DAX) cluster in front of the table
-
-Write 3 new distractors."""
-
-DISTRACTOR_EXAMPLE_ANSWER = """\
-{"distractors": [\
-{"text": "Switch the table to on-demand capacity mode", \
-"reason": "온디맨드 모드는 처리량을 맞출 뿐 읽기 지연은 밀리초 수준 그대로입니다", "source": 1}, \
-{"text": "Add an Amazon ElastiCache for Redis cluster in front of the table", \
-"reason": "ElastiCache는 캐시 조회 코드를 애플리케이션에 직접 넣어야 합니다", "source": 2}, \
-{"text": "Enable DynamoDB Auto Scaling on the table's read capacity", \
-"reason": "Auto Scaling은 용량만 늘리며 지연 시간을 마이크로초로 줄이지 못합니다", "source": 1}]}"""
 
 DISTRACTOR_REQUEST = """\
 Sources:
@@ -86,6 +62,31 @@ Already accepted (do not repeat): $accepted
 Rejected so far, with the reason:
 $rejected
 Write $count more distractors that avoid these problems and differ from every option above."""
+
+# A worked example as a fixed first turn: the 1.5B model joined the correct options into one
+# "distractor", reworded the answer and wrote reasons in English until it saw one done right.
+# Rendered from the same templates as a real request, so it shows exactly that form; fixed
+# text, so its tokens are part of the cached prefix and cost nothing after the first call.
+DISTRACTOR_EXAMPLE_CORRECT = ("Add a DynamoDB Accelerator (DAX) cluster in front of the table",)
+DISTRACTOR_EXAMPLE = render(DISTRACTOR_REQUEST, sources="""\
+[1] dynamodb-capacity › 용량 모드
+온디맨드 모드는 요청 수만큼 과금되어 예측할 수 없는 트래픽에 맞고, 프로비저닝 모드는 RCU/WCU를 미리 정하고 \
+Auto Scaling으로 조정합니다. 어느 모드든 읽기 지연은 한 자릿수 밀리초입니다.
+
+[2] elasticache-caching › 개요
+Amazon ElastiCache는 Redis/Memcached 호환 인메모리 캐시입니다. 애플리케이션이 캐시 조회와 갱신 코드를 \
+직접 작성해야 합니다.""", stem="A DynamoDB table serves a product catalog. Reads spike without warning and read latency \
+must drop to microseconds with no application code changes. What should the company do?",
+    correct=listed(DISTRACTOR_EXAMPLE_CORRECT)) + render(ASK, count=3)
+
+DISTRACTOR_EXAMPLE_ANSWER = """\
+{"distractors": [\
+{"text": "Switch the table to on-demand capacity mode", \
+"reason": "온디맨드 모드는 처리량을 맞출 뿐 읽기 지연은 밀리초 수준 그대로입니다", "source": 1}, \
+{"text": "Add an Amazon ElastiCache for Redis cluster in front of the table", \
+"reason": "ElastiCache는 캐시 조회 코드를 애플리케이션에 직접 넣어야 합니다", "source": 2}, \
+{"text": "Enable DynamoDB Auto Scaling on the table's read capacity", \
+"reason": "Auto Scaling은 용량만 늘리며 지연 시간을 마이크로초로 줄이지 못합니다", "source": 1}]}"""
 
 QUESTION_SYSTEM = """\
 You write one multiple-choice AWS certification practice question from a study note section.
