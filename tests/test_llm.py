@@ -505,6 +505,37 @@ def test_real_structured_output(real_model):
 
 
 @pytest.mark.slow
+def test_real_grammar_checked_last_gives_the_same_greedy_json(real_model, monkeypatch):
+    """At temperature 0 the grammar checked after sampling must give exactly the output of
+    llama-cpp-python's grammar-first chain, and run over the whole vocabulary only rarely."""
+    import types
+
+    import llama_cpp
+
+    from tutor.llm import _bind_schema
+    from tutor.llm_sampler import GrammarLastSampler
+
+    prompt = ("AWS 자격증 문제: '내구성이 높은 객체 스토리지 서비스는 무엇인가요?' 정답: Amazon S3.\n"
+              "정답이 아닌, 그럴듯한 오답 AWS 서비스 이름 3개를 JSON으로 주세요.")
+    llama = real_model.llama
+    made: list = []
+    ours = llama._init_sampler
+    monkeypatch.setattr(llama, "_init_sampler", lambda *a, **kw: made.append(ours(*a, **kw)) or made[-1])
+    with real_model.lock:
+        llama.reset()  # both runs read the whole prompt: the same logits, bit for bit
+    fast = _bind_schema(real_model, Distractors).invoke(prompt).content
+    monkeypatch.setattr(llama, "_init_sampler", types.MethodType(llama_cpp.Llama._init_sampler, llama))
+    with real_model.lock:
+        llama.reset()
+    stock = _bind_schema(real_model, Distractors).invoke(prompt).content
+    assert fast == stock
+    Distractors.model_validate_json(fast)
+    checked = [s for s in made if isinstance(s, GrammarLastSampler)]
+    assert len(checked) == 1 and checked[0].tokens > 10
+    assert checked[0].full_passes < checked[0].tokens / 2, (checked[0].full_passes, checked[0].tokens)
+
+
+@pytest.mark.slow
 def test_real_prefix_is_reused_and_restored(real_model, monkeypatch):
     """Counted in tokens evaluated, not seconds, so a busy machine cannot fail it."""
     from langchain_core.messages import HumanMessage, SystemMessage

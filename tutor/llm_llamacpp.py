@@ -44,6 +44,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import PrivateAttr
 
 from tutor.llm import LLAMA_CPP_PIN, LLMError
+from tutor.llm_sampler import use_grammar_last
 
 DEFAULT_CACHE_BYTES = 1 << 30
 
@@ -196,6 +197,7 @@ def get_engine(path: Path, n_ctx: int = 4096, n_threads: int | None = None,
         except Exception as e:  # llama_cpp raises ValueError with little detail
             raise LLMError(f"llama.cpp could not load {path}: {e}. Is it a complete GGUF "
                            "file of a model architecture llama.cpp supports?") from e
+        use_grammar_last(llama)
         engine = _Engine(llama, path, cache_bytes)
         engine.load_seconds = time.perf_counter() - t0
         _ENGINES[key] = engine
