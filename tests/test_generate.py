@@ -149,10 +149,10 @@ def test_first_try(vault):
 
 
 def test_duplicates_are_rejected(vault):
-    gen = generator(vault, reply("AWS Glue", "AWS Glue", "Amazon Athena"), reply("Amazon Redshift"))
+    gen = generator(vault, reply("AWS Glue", "AWS Glue", "Amazon Athena"), reply("Amazon Athena", "Amazon Redshift"))
     result = gen.distractors(gen.find_question("emr#1"))
     assert [(r.text, r.kind) for r in result.rejected] == [("AWS Glue", "duplicate")]
-    assert result.missing == 0
+    assert result.missing == 0 and result.calls == 2  # a repeat ends the answer: the model is looping
 
 
 def test_one_over_asked_call_fills_the_variant_and_hides_the_other_wrong_options(vault):
@@ -322,6 +322,17 @@ def test_the_model_stops_writing_once_enough_candidates_pass(vault):
     result = gen.distractors(gen.find_question("emr#1"))
     assert (result.missing, result.calls, result.first_try) == (0, 1, True)
     assert "Amazon Redshift" in gen.model.streamed and "AWS Lambda" not in gen.model.streamed
+
+
+def test_a_model_that_copies_the_answer_twice_is_stopped_and_asked_again(vault):
+    gen = generator(vault, reply("AWS Glue", "Amazon EMR", "EMR", "Amazon EMR", "Amazon Athena"),
+                    reply("Amazon Athena", "Amazon Redshift"))
+    result = gen.distractors(gen.find_question("emr#1"))
+    assert [(r.text, r.kind, r.of) for r in result.rejected] == [("Amazon EMR", "correct", "Amazon EMR"),
+                                                                 ("EMR", "correct", "Amazon EMR")]
+    assert gen.model.streamed.count('"text": "Amazon Athena"') == 1  # written in the second answer only
+    assert (result.missing, result.calls) == (0, 2)
+    assert asked(gen)[1].startswith(f"Write {2 + EXTRA} more distractors")
 
 
 def test_an_answer_cut_off_mid_item_keeps_the_items_it_finished(vault):

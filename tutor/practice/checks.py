@@ -91,6 +91,7 @@ class Rejection:
     text: str
     reason: str  # said to the model on retry and to the user in the report
     kind: str  # empty | correct | existing | duplicate | example | giveaway | unknown | invalid | question
+    of: str = ""  # what it copies: the option, or the worked example's name
 
     def to_json(self) -> dict:
         return {"text": self.text, "reason": self.reason}
@@ -262,24 +263,24 @@ class Checker:
                 kept.append(candidate)
         return kept, rejected
 
-    def problem(self, candidate: Candidate, target: Target, others: Sequence[Candidate]) -> tuple[str, str] | None:
-        """(reason, kind) for the first check the candidate fails, or None."""
+    def problem(self, candidate: Candidate, target: Target, others: Sequence[Candidate]) -> tuple[str, ...] | None:
+        """(reason, kind[, what it copies]) for the first check the candidate fails, or None."""
         text = candidate.text.strip()
         if not normalized(text):
             return "is empty", "empty"
         for option in target.correct:
             if how := self.same_meaning(text, option):
-                return f"restates the correct option {option!r} ({how})", "correct"
+                return f"restates the correct option {option!r} ({how})", "correct", option
         for option in target.existing:
             if how := self.same_meaning(text, option):
-                return f"is already an option: {option!r} ({how})", "existing"
+                return f"is already an option: {option!r} ({how})", "existing", option
         for other in others:
             if how := self.same_meaning(text, other.text):
-                return f"duplicates another new option {other.text!r} ({how})", "duplicate"
+                return f"duplicates another new option {other.text!r} ({how})", "duplicate", other.text
         for name in names(text):
             if canonical(" ".join(name)) in target.borrowed:
                 return (f"names {' '.join(name)!r} from the worked example, which this question's sources "
-                        "never mention", "example")
+                        "never mention", "example", " ".join(name))
         return self.giveaway(text, target) or self.unknown(text)
 
     def giveaway(self, text: str, target: Target) -> tuple[str, str] | None:

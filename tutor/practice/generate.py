@@ -198,14 +198,19 @@ class Generator:
             schema = _schemas().distractors(count, asked, len(sources))
             messages = _messages(prompts.DISTRACTOR_SYSTEM, request + ask,
                                  example=(prompts.DISTRACTOR_EXAMPLE, prompts.DISTRACTOR_EXAMPLE_ANSWER))
-            kept, bad = [], []
+            kept, bad, written = [], [], set()
             try:
                 with contextlib.closing(_items(self.model, schema, messages)) as items:
                     for d in items:  # checked as each is written; the rest is never generated
                         candidate = Candidate(d.text.strip(), d.reason.strip(), d.source)
                         ok, no = self.checker.review([candidate], target, [*accepted, *kept])
+                        # A small model that writes a candidate, or copies an option, twice in one
+                        # answer is looping (seen: the correct option five times); the retry names
+                        # what it must not repeat.
+                        marks = _marks(candidate, no)
+                        again, written = written & marks, written | marks
                         kept, bad = kept + ok, bad + no
-                        if len(kept) >= count:
+                        if len(kept) >= count or again:
                             break
             except _Junk as exc:
                 bad.append(Rejection("", f"the answer was not valid JSON for the form: {exc}", "invalid"))
@@ -445,6 +450,11 @@ def _borrowed(request: str) -> frozenset[tuple[str, ...]]:
 
     present = set(tokens(request))
     return frozenset(name for name in _example_names() if not set(name) <= present)
+
+
+def _marks(candidate: Candidate, rejected: list[Rejection]) -> set:
+    """What a looping model repeats: the text it wrote, and each option or name it copied."""
+    return {" ".join(candidate.text.casefold().split()).rstrip("."), *((r.kind, r.of) for r in rejected if r.of)}
 
 
 def _reasons(rejected: list[Rejection]) -> str:
