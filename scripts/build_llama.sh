@@ -4,7 +4,7 @@
 # No usable prebuilt wheel exists for this platform, so pip compiles llama.cpp from the
 # sdist: 2-6 minutes on two cores, needs a C/C++ compiler and cmake (pip fetches cmake
 # from PyPI if the system has none). Idempotent: does nothing when the venv already
-# imports llama_cpp at the pinned version.
+# imports llama_cpp at the pinned version, built with this machine's flags (the stamp below).
 #
 # Usage: scripts/build_llama.sh [VENV_DIR]     (default: <repo>/.venv; or set PYTHON=...)
 set -euo pipefail

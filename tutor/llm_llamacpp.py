@@ -55,8 +55,10 @@ def _import_llama_cpp():
     except ImportError as e:
         raise LLMError(
             "The embedded model needs llama-cpp-python, which is not installed (or did not "
-            "build). Run 'bash scripts/build_llama.sh', or: "
-            f"CMAKE_ARGS=\"-DLLAVA_BUILD=OFF\" python -m pip install {LLAMA_CPP_PIN}  "
+            "build). Run 'bash scripts/build_llama.sh', or (GCC miscompiles ggml's AMX code "
+            "without the -fno-dse flags): CMAKE_ARGS=\"-DLLAVA_BUILD=OFF "
+            "-DCMAKE_C_FLAGS='-fno-dse -fno-tree-dse' -DCMAKE_CXX_FLAGS='-fno-dse -fno-tree-dse'\" "
+            f"python -m pip install --no-cache-dir {LLAMA_CPP_PIN}  "
             "- or use a running Ollama with --llm ollama:MODEL") from e
     return llama_cpp
 

@@ -21,9 +21,10 @@ class GrammarLastSampler:
 
     def __init__(self, llama: Any, chain: Any, grammar: Any):
         import llama_cpp
+        import numpy
         from llama_cpp._internals import LlamaTokenDataArray
 
-        self._lib = llama_cpp
+        self._lib, self._as_array = llama_cpp, numpy.ctypeslib.as_array  # not looked up per token
         self._chain = chain
         self._grammar = llama_cpp.llama_sampler_init_grammar(
             llama._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8"))
@@ -37,10 +38,7 @@ class GrammarLastSampler:
         self.full_passes = 0  # tokens the grammar rejected, so it ran over the whole vocabulary
 
     def _logits(self, ctx: Any, idx: int) -> Any:
-        import numpy as np
-
-        ptr = self._lib.llama_get_logits_ith(ctx.ctx, idx)
-        return np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
+        return self._as_array(self._lib.llama_get_logits_ith(ctx.ctx, idx), shape=(self._n_vocab,))
 
     def _apply(self, sampler: Any, arr: Any) -> None:
         self._lib.llama_sampler_apply(sampler, ctypes.byref(arr.candidates))

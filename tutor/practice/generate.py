@@ -454,7 +454,9 @@ def _borrowed(request: str) -> frozenset[tuple[str, ...]]:
 
 def _marks(candidate: Candidate, rejected: list[Rejection]) -> set:
     """What a looping model repeats: the text it wrote, and each option or name it copied."""
-    return {" ".join(candidate.text.casefold().split()).rstrip("."), *((r.kind, r.of) for r in rejected if r.of)}
+    from tutor.practice.checks import normalized
+
+    return {normalized(candidate.text), *((r.kind, r.of) for r in rejected if r.of)}
 
 
 def _reasons(rejected: list[Rejection]) -> str:
