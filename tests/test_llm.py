@@ -536,6 +536,29 @@ def test_real_grammar_checked_last_gives_the_same_greedy_json(real_model, monkey
 
 
 @pytest.mark.slow
+def test_real_drafts_change_the_speed_not_the_answer(real_model, monkeypatch):
+    """Greedy output with context drafts must be the plain output, token for token, reached
+    in fewer decode calls (counted, not timed, so a busy machine cannot fail it)."""
+    llama = real_model.llama
+    assert llama.draft_model is not None  # on by default
+    note = (Path(__file__).resolve().parents[1] / "notes" / "kinesis-data-streams-shards.md").read_text(encoding="utf-8")[:1500]
+    question = note + "\n\n질문: 샤드 하나의 쓰기 처리량과 읽기 처리량은? 노트의 문장을 인용해서 답하세요."
+    calls: list[int] = []
+    stock_eval = llama.eval
+    monkeypatch.setattr(llama, "eval", lambda tokens: calls.append(len(tokens)) or stock_eval(tokens))
+    answers, steps = {}, {}
+    for name, draft in (("plain", None), ("drafted", llama.draft_model)):
+        monkeypatch.setattr(llama, "draft_model", draft)
+        with real_model.lock:
+            llama.reset()
+        calls.clear()
+        answers[name] = real_model.invoke(question, max_tokens=64).content
+        steps[name] = len(calls)
+    assert answers["drafted"] == answers["plain"] and "MB" in answers["plain"]
+    assert steps["drafted"] < 0.8 * steps["plain"], steps
+
+
+@pytest.mark.slow
 def test_real_prefix_is_reused_and_restored(real_model, monkeypatch):
     """Counted in tokens evaluated, not seconds, so a busy machine cannot fail it."""
     from langchain_core.messages import HumanMessage, SystemMessage

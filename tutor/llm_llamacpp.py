@@ -44,7 +44,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import PrivateAttr
 
 from tutor.llm import LLAMA_CPP_PIN, LLMError
-from tutor.llm_sampler import use_grammar_last
+from tutor.llm_draft import DRAFT_TOKENS
 
 DEFAULT_CACHE_BYTES = 1 << 30
 
@@ -175,12 +175,13 @@ def default_threads() -> int:
 
 
 def get_engine(path: Path, n_ctx: int = 4096, n_threads: int | None = None,
-               n_batch: int = 512, cache_bytes: int = DEFAULT_CACHE_BYTES) -> _Engine:
+               n_batch: int = 512, cache_bytes: int = DEFAULT_CACHE_BYTES,
+               draft_tokens: int = DRAFT_TOKENS) -> _Engine:
     """Load (once per process and settings) the GGUF at ``path``. Chat models that differ
     only in sampling settings share one engine (and its 1-2 GB of memory)."""
     path = Path(path).resolve()
     n_threads = n_threads or default_threads()
-    key = (str(path), n_ctx, n_threads, n_batch)
+    key = (str(path), n_ctx, n_threads, n_batch, draft_tokens)
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
         if engine is not None:
@@ -190,16 +191,18 @@ def get_engine(path: Path, n_ctx: int = 4096, n_threads: int | None = None,
         with open(path, "rb") as f:
             if f.read(4) != b"GGUF":
                 raise LLMError(f"{path} is not a GGUF model file (llama.cpp reads only GGUF).")
-        llama_cpp = _import_llama_cpp()
+        _import_llama_cpp()
+        from tutor.llm_llama import Llama
+
         t0 = time.perf_counter()
         try:
-            llama = llama_cpp.Llama(
+            llama = Llama(
                 model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
-                n_threads_batch=n_threads, n_batch=n_batch, n_gpu_layers=0, verbose=False)
+                n_threads_batch=n_threads, n_batch=n_batch, n_gpu_layers=0, verbose=False,
+                draft_tokens=draft_tokens)
         except Exception as e:  # llama_cpp raises ValueError with little detail
             raise LLMError(f"llama.cpp could not load {path}: {e}. Is it a complete GGUF "
                            "file of a model architecture llama.cpp supports?") from e
-        use_grammar_last(llama)
         engine = _Engine(llama, path, cache_bytes)
         engine.load_seconds = time.perf_counter() - t0
         _ENGINES[key] = engine
@@ -264,6 +267,7 @@ class LlamaCppChat(BaseChatModel):
     n_batch: int = 512
     prefix_cache: bool = True
     cache_bytes: int = DEFAULT_CACHE_BYTES
+    draft_tokens: int = DRAFT_TOKENS  # speculative decoding from the context; 0 turns it off
     temperature: float = 0.2
     max_tokens: int | None = 512
     top_p: float = 0.9
@@ -277,7 +281,7 @@ class LlamaCppChat(BaseChatModel):
 
     def model_post_init(self, __context: Any) -> None:
         self._engine = get_engine(Path(self.model_path), self.n_ctx, self.n_threads,
-                                  self.n_batch, self.cache_bytes)
+                                  self.n_batch, self.cache_bytes, self.draft_tokens)
 
     @property
     def _llm_type(self) -> str:

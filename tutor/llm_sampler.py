@@ -83,13 +83,3 @@ class GrammarLastSampler:
     def __del__(self) -> None:
         self.close()
 
-
-def use_grammar_last(llama: Any) -> None:
-    """Make ``llama`` (a ``llama_cpp.Llama``) sample grammar-constrained output this way."""
-    build_chain = llama._init_sampler
-
-    def init_sampler(*args: Any, grammar: Any = None, **kwargs: Any) -> Any:
-        chain = build_chain(*args, grammar=None, **kwargs)
-        return chain if grammar is None else GrammarLastSampler(llama, chain, grammar)
-
-    llama._init_sampler = init_sampler

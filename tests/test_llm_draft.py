@@ -1,0 +1,43 @@
+"""Draft lookup for speculative decoding: plain numpy, no model needed."""
+import numpy as np
+import pytest
+
+from tutor.llm_draft import NgramDraft
+
+
+def test_guesses_what_followed_the_matching_tail():
+    ids = [5, 1, 2, 3, 40, 41, 42, 43, 9, 1, 2, 3]
+    assert NgramDraft(max_tokens=3)(np.array(ids, dtype=np.intc)).tolist() == [40, 41, 42]
+
+
+def test_prefers_the_longest_match_then_the_latest():
+    # tail 7 1 2 3: only the second earlier occurrence matches all four tokens
+    ids = [1, 2, 3, 50, 7, 1, 2, 3, 60, 61, 8, 1, 2, 3, 70, 7, 1, 2, 3]
+    assert NgramDraft(max_tokens=2)(np.array(ids)).tolist() == [60, 61]
+    # tail 9 1 2 3 matches nowhere on four: the latest three-token match wins
+    ids[-4] = 9
+    assert NgramDraft(max_tokens=2)(np.array(ids)).tolist() == [70, 9]
+
+
+def test_no_guess_below_the_minimum_match():
+    ids = np.array([1, 2, 30, 31, 4, 1, 2], dtype=np.intc)  # only "1 2" repeats
+    assert NgramDraft(min_match=3)(ids).size == 0
+    assert NgramDraft(min_match=2, max_tokens=2)(ids).tolist() == [30, 31]
+
+
+def test_a_guess_stops_at_the_end_of_the_context_and_has_llama_cpps_dtype():
+    ids = np.array([1, 2, 3, 4, 1, 2, 3], dtype=np.int64)
+    out = NgramDraft(max_tokens=8)(ids)
+    assert out.tolist() == [4, 1, 2, 3] and out.dtype == np.intc
+
+
+@pytest.mark.parametrize("ids", [[], [1], [1, 2], [1, 2, 3]])
+def test_short_contexts_give_no_guess(ids):
+    assert NgramDraft()(np.array(ids, dtype=np.intc)).size == 0
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError):
+        NgramDraft(min_match=4, max_match=3)
+    with pytest.raises(ValueError):
+        NgramDraft(max_tokens=0)

@@ -1,0 +1,45 @@
+"""The ``llama_cpp.Llama`` the embedded backend runs: the stock class with two speed-ups that
+leave its output as it was. Imported only after llama-cpp-python is known to import.
+
+* Grammar-constrained output asks the grammar only about the token it is about to take
+  (``GrammarLastSampler``): JSON at 12.9 tok/s instead of 9.3.
+* Speculative decoding with drafts looked up in the context (``NgramDraft``). The stock
+  class turns on logits for every prompt token as soon as it has a draft model, which
+  costs a 152k-vocabulary row per prompt token and a 2.5 GB score buffer; here only the
+  small batches that check drafts ask for them.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import llama_cpp
+
+from tutor.llm_draft import NgramDraft
+from tutor.llm_sampler import GrammarLastSampler
+
+
+class Llama(llama_cpp.Llama):
+    def __init__(self, *args: Any, draft_tokens: int = 0, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        # set after __init__, which would otherwise switch every token's logits on
+        self.draft_model = NgramDraft(draft_tokens) if draft_tokens else None
+        self._draft_batch = 1 + draft_tokens  # a sampled token and its drafts
+
+    def _init_sampler(self, *args: Any, grammar: Any = None, **kwargs: Any) -> Any:
+        chain = super()._init_sampler(*args, grammar=None, **kwargs)
+        return chain if grammar is None else GrammarLastSampler(self, chain, grammar)
+
+    def eval(self, tokens: Sequence[int]) -> None:
+        """Stock ``eval``, but a batch short enough to hold drafts gets logits for every
+        token (the sampler checks each draft against them) and a prompt only for its last
+        token; the Python-side score copy, needed only for logprobs, is skipped."""
+        every = self.draft_model is not None and len(tokens) <= self._draft_batch
+        self._ctx.kv_cache_seq_rm(-1, self.n_tokens, -1)
+        for i in range(0, len(tokens), self.n_batch):
+            batch = tokens[i: i + self.n_batch]
+            n_past = self.n_tokens
+            self._batch.set_batch(batch=batch, n_past=n_past, logits_all=every)
+            self._ctx.decode(self._batch)
+            self.input_ids[n_past: n_past + len(batch)] = batch
+            self.n_tokens += len(batch)
+            self._requires_eval = False
