@@ -17,7 +17,7 @@ from index.sync import sync
 from tests.conftest import write_note
 from tutor.practice import prompts
 from tutor.practice.checks import Candidate, Checker, IndexTerms, Target, names
-from tutor.practice.generate import EXTRA, Generator
+from tutor.practice.generate import EXTRA, Generator, Progress
 from tutor.practice.generated import Citation, GeneratedStore, stale
 
 EMR_QUESTION = """**Question:** A company must run nightly Apache Spark batch jobs over terabytes of data stored in Amazon S3. Which service should process the data?
@@ -197,6 +197,29 @@ def test_retries_are_bounded_and_nothing_is_padded(vault):
     assert asked(gen)[1:] == [retry, retry]
 
 
+def test_progress_tells_each_call_and_candidate_as_it_is_checked(vault):
+    gen = generator(vault, reply("Amazon EMR", "AWS Glue", "Amazon Athena"), reply("Amazon Redshift"))
+    events, written = [], []
+
+    def progress(event):
+        events.append(event)
+        written.append(gen.model.streamed)  # what the model had written when it was told
+
+    result = gen.distractors(gen.find_question("emr#1"), progress=progress)
+    [bad] = result.rejected
+    assert bad.text == "Amazon EMR" and bad.reason.startswith("restates the correct option 'Amazon EMR'")
+    assert events == [
+        Progress("call", call=1, most=3),
+        Progress("rejected", "Amazon EMR", bad.reason, call=1),
+        Progress("accepted", "AWS Glue", call=1),
+        Progress("accepted", "Amazon Athena", call=1),
+        Progress("call", call=2, most=3),
+        Progress("accepted", "Amazon Redshift", call=2),
+        Progress("end", call=2),
+    ]
+    assert "Amazon EMR" in written[1] and "AWS Glue" not in written[1]  # told while the model still writes
+
+
 def test_letters_and_explanations_follow_their_options_through_the_shuffle(vault):
     good = reply("Amazon Athena", "Amazon Redshift", "Amazon QuickSight")
     gen = generator(vault, *[good] * 12, seed=3)
@@ -263,6 +286,31 @@ def test_new_question_with_a_bad_answer_is_rewritten(vault, stem, correct, probl
     assert problem in result.rejected[0].reason and result.rejected[0].kind == "question"
     assert problem in last_prompt(gen)
     assert result.question.options[result.question.answer[0]] == "Amazon EMR"
+
+
+def test_progress_of_a_new_question_tells_the_rewrite_and_its_options(vault):
+    stem = "Why is Amazon EMR with Spot instances cheap?"
+    bad = question_reply(stem, [("Amazon EMR with Spot instances", True), ("AWS Glue", False), ("Amazon Athena", False)])
+    good = question_reply("Which service runs nightly Spark batch jobs on clusters?",
+                          [("Amazon EMR", True), ("AWS Glue", False), ("Amazon QuantumStore", False),
+                           ("Amazon Athena", False)])
+    gen = generator(vault, bad, good, reply("Amazon Redshift", source=2))
+    events = []
+    result = gen.question("emr.md", "Amazon EMR", n=3, progress=events.append)
+    problem, unknown = (r.reason for r in result.rejected)
+    assert [(e.kind, e.text, e.call, e.most) for e in events] == [
+        ("call", "", 1, 5),  # up to three tries at the question, then two at its wrong options
+        ("rejected", stem, 1, 0),
+        ("call", "", 2, 5),
+        ("accepted", "AWS Glue", 2, 0),
+        ("accepted", "Amazon Athena", 2, 0),
+        ("rejected", "Amazon QuantumStore", 2, 0),
+        ("call", "", 3, 4),  # the question took two calls: two are left for options
+        ("accepted", "Amazon Redshift", 3, 0),
+        ("end", "", 3, 0),
+    ]
+    assert [e.reason for e in events if e.kind == "rejected"] == [problem, unknown]
+    assert "stem contains the answer" in problem
 
 
 def test_new_question_from_a_random_prose_section_skips_the_questions(vault):
@@ -442,6 +490,28 @@ def test_cli_distractors_json_and_stale_drop(vault, monkeypatch):
     assert entry["id"] == data["id"] and entry["dropped"] is True
     assert entry["problems"] == ["emr.md › emr 노트 > 📝 관련 문제 changed"]
     assert GeneratedStore().items(vault) == []
+
+
+def test_cli_progress_goes_to_stderr_and_never_into_json(vault, monkeypatch):
+    from tutor import llm
+    from tutor.cli import cli
+
+    replies = [reply("Amazon EMR", "AWS Glue", "Amazon Athena"), reply("Amazon Redshift")]
+    monkeypatch.setattr(llm, "get_chat_model", lambda spec=None, **opts: QueuedChat(responses=list(replies)))
+    args = ["generate", "distractors", "--question", "emr#1", "--no-save", "--notes", str(vault)]
+
+    run = CliRunner().invoke(cli, args)
+    assert run.exit_code == 0, run.output
+    lines = run.stderr.splitlines()
+    progress = lines[lines.index("  call 1/3 …"):lines.index("  call 2/3 …") + 2]
+    assert progress[1].startswith("  ✗ Amazon EMR — restates the correct option 'Amazon EMR'")
+    assert progress[2:] == ["  ✓ AWS Glue", "  ✓ Amazon Athena", "  call 2/3 …", "  ✓ Amazon Redshift"]
+    assert "call 1/3" not in run.stdout and "✓" not in run.stdout and "정답: " in run.stdout
+
+    run = CliRunner().invoke(cli, [*args, "--json"])
+    assert run.exit_code == 0, run.output
+    assert run.stderr == ""
+    assert [r["text"] for r in json.loads(run.stdout)["rejected"]] == ["Amazon EMR"]
 
 
 def test_cli_unknown_question_says_what_to_do(vault, monkeypatch):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -18,6 +19,7 @@ import pytest
 from index.note import Question, QuestionRecord
 from tests.conftest import REPO
 from tutor.chat import Answer, Source
+from tutor.practice.generate import Progress
 from tutor.practice.history import History
 from tutor.practice.quiz import Quiz
 from tutor.workspace import Status, Workspace
@@ -104,10 +106,10 @@ class FakeWorkspace:
     def vault(self):
         return self.tmp
 
-    def variant(self, rec):
+    def variant(self, rec, progress=None):
         return FakeGenerated(replace(rec.question, options={**rec.question.options, "D": "새 오답"}))
 
-    def new_question(self, note):
+    def new_question(self, note, progress=None):
         return FakeGenerated(record("new").question, id="gen-new", missing=0)
 
     def as_record(self, made):
@@ -301,9 +303,14 @@ def test_a_round_ends_and_starts_again(ws):
     assert TEXT["en"]["round_done"] in text
 
 
+def finished(updates):
+    """The last of a streaming handler's updates: what the page shows once it is done."""
+    return list(updates)[-1]
+
+
 def test_new_variant_is_shown_graded_and_saved(ws):
     session = first_question(ws, "q1")[0]
-    session, text, one, many, result, save = practice_tab.generate(ws, session, "variant", "en")
+    session, text, one, many, result, save = finished(practice_tab.generate(ws, session, "variant", "en"))
     assert "✨ Generated" in text and "새 오답" in str(one["choices"]) and save["visible"]
     assert "1 wrong option(s) did not pass the checks" in text
     letter = next(v for label, v in one["choices"] if "새 오답" in label)
@@ -317,22 +324,46 @@ def test_a_failed_generation_keeps_the_question_and_says_why(ws):
     class GenerationError(Exception):
         pass
 
-    def fail(_record):
+    def fail(_record, progress=None):
         raise GenerationError("No usable question after 3 tries. Try another --heading, or a larger model with --llm.")
 
     ws.variant = fail
     session = first_question(ws, "q1")[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        session, text, one, many, result, save = practice_tab.generate(ws, session, "variant", "en")
+        session, text, one, many, result, save = finished(practice_tab.generate(ws, session, "variant", "en"))
     assert result == "" and text["__type__"] == "update" and session["presented"].id == "q1"
     assert "larger model" in str(caught[0].message)
 
 
 def test_new_question_from_the_note(ws):
     session = first_question(ws, "q1")[0]
-    session, text, *_ = practice_tab.generate(ws, session, "question", "en")
+    session, text, *_ = finished(practice_tab.generate(ws, session, "question", "en"))
     assert "New question from Kinesis 샤드" in text and session["generated"].id == "gen-new"
+
+
+def test_generating_shows_the_running_log_while_the_model_works(ws):
+    release, make = threading.Event(), ws.variant
+
+    def variant(rec, progress=None):
+        progress(Progress("call", call=1, most=3))
+        progress(Progress("rejected", "1MB/s", "restates the correct option '1MB/s' (same words)", call=1))
+        progress(Progress("accepted", "<새 오답>", call=1))
+        assert release.wait(10), "the page saw nothing while the model worked"
+        progress(Progress("end", call=1))
+        return make(rec)
+
+    ws.variant = variant
+    session = first_question(ws, "q1")[0]
+    updates = practice_tab.generate(ws, session, "variant", "en")
+    shown = [next(updates) for _ in range(3)]  # the model is still at work
+    session_now, text, one, many, log, save = shown[-1]
+    assert session_now is session and text["__type__"] == "update" and save["__type__"] == "update"
+    assert "Model call 1 (at most 3)…" in log and "✗ 1MB/s — restates the correct option &#x27;1MB/s&#x27;" in log
+    assert "✓ &lt;새 오답&gt;" in log and "Model call" in shown[0][4] and "✓" not in shown[0][4]
+    release.set()
+    *_, (session, text, one, many, result, save) = updates
+    assert "✨ Generated" in text and result == "" and session["generated"].id == "gen-123"
 
 
 def test_export_offers_the_file(ws):

@@ -231,7 +231,9 @@ def test_generated_questions_are_saved_go_stale_and_drop(vault, fake_embedder, m
         def find_question(self, question_id):
             raise AssertionError("only for variants of saved variants")
 
-        def distractors(self, record):
+        def distractors(self, record, progress=None):
+            if progress:
+                progress(generate.Progress("end", call=1))
             q = record.question
             keep = {letter: q.options[letter] for letter in [*q.answer, *[x for x in q.options if x not in q.answer][:self.wrong]]}
             question = replace(q, options=keep, explanations={k: "노트 근거" for k in keep})
@@ -243,7 +245,9 @@ def test_generated_questions_are_saved_go_stale_and_drop(vault, fake_embedder, m
     ws = started(vault)
     try:
         record = next(r for r in ws.quiz().records.values() if len(r.question.answer) == 1)
-        made = ws.variant(record)
+        told = []
+        made = ws.variant(record, progress=told.append)
+        assert told == [generate.Progress("end", call=1)]  # the UI's log hears the generator
         assert ws.as_record(made).title == record.title and len(made.question.options) == 2
         item = ws.save(made)
         assert item.id in {r.id for r in ws.quiz().records.values()}  # saved ones join practice

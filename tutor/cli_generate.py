@@ -32,7 +32,7 @@ def distractors(question_id: str, n: int, as_json: bool, notes: Path, llm_spec: 
     """A variant of a question: its correct options kept, N new wrong ones."""
     with _errors():
         generator = _generator(notes, llm_spec, as_json)
-        result = generator.distractors(generator.find_question(question_id), n)
+        result = generator.distractors(generator.find_question(question_id), n, _progress(as_json))
         _show(result, generator, save, as_json)
 
 
@@ -48,7 +48,7 @@ def question(note: str, heading: str | None, n: int, as_json: bool, notes: Path,
     """A new question answerable from one section of a note."""
     with _errors():
         generator = _generator(notes, llm_spec, as_json)
-        _show(generator.question(note, heading, n), generator, save, as_json)
+        _show(generator.question(note, heading, n, _progress(as_json)), generator, save, as_json)
 
 
 @generate.command()
@@ -73,7 +73,9 @@ def stale(drop: bool, regenerate: bool, as_json: bool, notes: Path, llm_spec: st
             if drop:
                 entry["dropped"] = store.drop(item.id)
             elif generator:
-                entry.update(_regenerated(generator, store, item))
+                if not as_json:
+                    click.echo(f"Regenerating {item.id}…", err=True)  # its progress lines follow
+                entry.update(_regenerated(generator, store, item, _progress(as_json)))
             report.append(entry)
     if as_json:
         click.echo(json.dumps(report, ensure_ascii=False))
@@ -92,13 +94,13 @@ def stale(drop: bool, regenerate: bool, as_json: bool, notes: Path, llm_spec: st
         click.echo("Drop them with --drop, or make them again with --regenerate.")
 
 
-def _regenerated(generator, store, item) -> dict:
+def _regenerated(generator, store, item, progress) -> dict:
     """The fresh version replaces the stale one, even with fewer wrong options (said as `missing`):
     a stale item may now be wrong. One with no wrong option at all is no question: the old stays."""
     from tutor.practice.generate import GenerationError
 
     try:
-        result = generator.regenerate(item)
+        result = generator.regenerate(item, progress)
     except GenerationError as exc:
         return {"error": str(exc)}
     if len(result.question.options) == len(result.question.answer):
@@ -114,6 +116,23 @@ def _generator(notes: Path, llm_spec: str | None, quiet: bool):
     if not quiet:
         click.echo("Loading the models…", err=True)
     return Generator(notes, chat_model(llm_spec))
+
+
+def _progress(as_json: bool):
+    """Each model call and checked candidate on stderr as it happens (a variant takes half a minute);
+    stdout stays the result, and --json output stays quiet for scripts."""
+    if as_json:
+        return None
+
+    def show(event) -> None:
+        if event.kind == "call":
+            click.echo(f"  call {event.call}/{event.most} …", err=True)
+        elif event.kind == "accepted":
+            click.echo(f"  ✓ {event.text}", err=True)
+        elif event.kind == "rejected":
+            click.echo(f"  ✗ {event.text} — {event.reason}" if event.text else f"  ✗ {event.reason}", err=True)
+
+    return show
 
 
 def _save(result, generator) -> None:
@@ -138,10 +157,6 @@ def _show(result, generator, save: bool, as_json: bool) -> None:
     for letter, why in q.explanations.items():
         click.echo(f"  {letter}) {why}")
     click.echo("\nSources: " + "; ".join(f"{c.note} › {c.heading}" for c in result.citations))
-    if result.rejected:
-        click.echo(f"\nRejected {len(result.rejected)} candidate(s):", err=True)
-        for r in result.rejected:
-            click.echo(f"  - {r.text!r}: {r.reason}", err=True)
     if result.missing:
         click.secho(f"Only {len(q.options) - len(q.answer)} new wrong option(s): {result.missing} could not be "
                     "generated and were not padded.", fg="yellow", err=True)

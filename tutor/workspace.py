@@ -23,7 +23,7 @@ from index.store import Store
 if TYPE_CHECKING:  # pragma: no cover
     from index.note import QuestionRecord
     from index.sync import SyncReport
-    from tutor.practice.generate import Generated
+    from tutor.practice.generate import Generated, Progress
     from tutor.practice.generated import GeneratedItem
     from tutor.practice.quiz import Grade, Presented, Quiz
 
@@ -348,16 +348,16 @@ class Workspace:
         self._need_index()
         return Generator(self.vault, chat_model(self.llm_spec), self.embedder)
 
-    def variant(self, record: "QuestionRecord") -> "Generated":
+    def variant(self, record: "QuestionRecord", progress: "Callable[[Progress], None] | None" = None) -> "Generated":
         """The question with its correct options kept and fresh, checked wrong ones."""
         generator = self._generator()
         saved = self.generated.get(record.id)
         if saved is not None and saved.source_question:  # a variant of a variant varies the note's question
             record = generator.find_question(saved.source_question)
-        return _usable(generator.distractors(record))
+        return _usable(generator.distractors(record, progress=progress))
 
-    def new_question(self, note: str) -> "Generated":
-        return _usable(self._generator().question(note))
+    def new_question(self, note: str, progress: "Callable[[Progress], None] | None" = None) -> "Generated":
+        return _usable(self._generator().question(note, progress=progress))
 
     def as_record(self, generated: "Generated") -> "QuestionRecord":
         """A generated question as a practice question (shown and graded like the notes' own)."""

@@ -54,6 +54,10 @@ CSS = """
 .opt-mark {font-size: .8rem; margin-left: 6px; color: var(--body-text-color-subdued)}
 .opt-why {font-size: .86rem; color: var(--body-text-color-subdued); margin-top: 2px}
 .busy {border: 1px dashed var(--color-accent); border-radius: 10px; padding: 12px 14px; color: var(--body-text-color)}
+.gen-log {list-style: none; padding: 0; margin: 8px 0 0; font-size: .86rem; text-align: left}
+.gen-call {color: var(--body-text-color-subdued); margin-top: 4px}
+.gen-ok {color: #066a3a}
+.gen-no {color: #a8071a}
 .session-score {margin-top: 8px; font-size: .9rem; color: var(--body-text-color-subdued)}
 .table {width: 100%; border-collapse: collapse; font-size: .9rem; border: none !important}
 .table th, .table td {text-align: left; padding: 6px 8px; border: none !important;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Iterator
 
 from ui import render
 from ui.text import info, warn, message_for, t
@@ -94,20 +95,38 @@ def check(ws, session: dict, one: str | None, many: list | None, lang: str) -> t
     return session, render.grade_html(lang, grade, ws.link(presented.record.note)) + score, locked, locked, scores(ws, lang)
 
 
-def generate(ws, session: dict, kind: str, lang: str) -> tuple:
-    """A new variant of the shown question, or a new question from its note (slow: a local LLM)."""
+def generate(ws, session: dict, kind: str, lang: str) -> Iterator[tuple]:
+    """A new variant of the shown question, or a new question from its note (slow: a local LLM).
+
+    Yields the running log of model calls and checked candidates while the model works, then the
+    question: half a minute with nothing moving looks like a hang."""
     import gradio as gr
 
     presented = (session or {}).get("presented")
     if presented is None:
         warn(t(lang, "no_question"))
-        return _unchanged(session)
+        yield _unchanged(session)
+        return
+    current = presented.record
+
+    def work(progress):
+        if kind == "variant":
+            made = ws.variant(current, progress=progress)
+        else:
+            made = ws.new_question(current.note, progress=progress)
+        return made, ws.as_record(made)
+
+    events, done = _in_background(work)
+    log = []
+    for event in iter(events.get, None):
+        log.append(event)
+        yield (*_unchanged(session)[:4], render.generation_log(lang, log), gr.update())
     try:
-        made = ws.variant(presented.record) if kind == "variant" else ws.new_question(presented.record.note)
-        record = ws.as_record(made)
+        made, record = done.result()
     except Exception as exc:
         warn(message_for(exc, lang))
-        return (*_unchanged(session)[:4], "", gr.update())  # the question stays; the busy note goes
+        yield (*_unchanged(session)[:4], "", gr.update())  # the question stays; the busy note goes
+        return
     from tutor.practice.quiz import present
 
     if kind == "variant":
@@ -118,7 +137,21 @@ def generate(ws, session: dict, kind: str, lang: str) -> tuple:
     if made.missing:
         note += " " + t(lang, "generated_missing", missing=made.missing)
     session = {**session, "generated": made, "saved": False}
-    return _show(lang, session, present(record, random.Random()), note)
+    yield _show(lang, session, present(record, random.Random()), note)
+
+
+def _in_background(work):
+    """Runs `work(progress)` in a thread: returns the queue its progress events arrive on (None
+    once it is done) and the Future holding its result or error."""
+    import queue
+    from concurrent.futures import ThreadPoolExecutor
+
+    events = queue.SimpleQueue()
+    pool = ThreadPoolExecutor(1, thread_name_prefix="tutor-generate")
+    done = pool.submit(work, events.put)
+    done.add_done_callback(lambda _: events.put(None))
+    pool.shutdown(wait=False)  # the thread ends with the work
+    return events, done
 
 
 def save(ws, session: dict, lang: str) -> tuple:
@@ -198,8 +231,11 @@ def build(ws, i18n, lang):
     check_btn.click(lambda s, a, b, lg: check(ws, s, a, b, lg), [session, one, many, lang],
                     [session, result, one, many, score_html])
     for button, kind in ((variant_btn, "variant"), (note_btn, "question")):
+        def generate_fn(s, lg, kind=kind):  # a generator function: Gradio streams only those
+            yield from generate(ws, s, kind, lg)
+
         button.click(busy, [session, lang], result, show_progress="hidden").then(
-            lambda s, lg, kind=kind: generate(ws, s, kind, lg), [session, lang], shown, show_progress_on=[question])
+            generate_fn, [session, lang], shown, show_progress_on=[question])
     save_btn.click(lambda s, lg: save(ws, s, lg), [session, lang], [session, save_btn])
     export_btn.click(lambda f, tg, lg: export(ws, f, tg, lg), [fmt, tag, lang], download)
     return {"tag": tag, "scores": score_html}

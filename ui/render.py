@@ -12,6 +12,7 @@ from html import escape
 from ui.text import t
 
 SNIPPET_CHARS = 280
+LOG_LINES = 12  # of a generation's running log: the latest calls and candidates
 
 
 def ago(lang: str, then: float | None, now: float | None = None) -> str:
@@ -89,8 +90,22 @@ def status_line(lang: str, status, now: float | None = None) -> str:
     return '<div class="status-row">' + "".join(parts) + "</div>"
 
 
-def busy(lang: str, key: str) -> str:
-    return f'<div class="busy" id="busy">⏳ {escape(t(lang, key))}</div>'
+def busy(lang: str, key: str, detail: str = "") -> str:
+    return f'<div class="busy" id="busy">⏳ {escape(t(lang, key))}{detail}</div>'
+
+
+def generation_log(lang: str, events) -> str:
+    """The busy note over what the model has done so far, so half a minute of work is not silence."""
+    lines = []
+    for event in events:
+        if event.kind == "call":
+            lines.append(("gen-call", t(lang, "gen_call", k=event.call, n=event.most)))
+        elif event.kind == "accepted":
+            lines.append(("gen-ok", f"✓ {event.text}"))
+        elif event.kind == "rejected":
+            lines.append(("gen-no", f"✗ {event.text} — {event.reason}" if event.text else f"✗ {event.reason}"))
+    items = "".join(f'<li class="{kind}">{escape(text)}</li>' for kind, text in lines[-LOG_LINES:])
+    return busy(lang, "generating", f'<ul class="gen-log" id="gen-log">{items}</ul>' if items else "")
 
 
 def _snippet(text: str) -> str:

@@ -15,7 +15,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from index.note import Question, QuestionRecord
 from tutor.llm import LLMError
@@ -62,14 +62,39 @@ class Source:
         return f"[{self.number}] {self.citation.note} › {self.citation.heading}\n{text}"
 
 
+@dataclass(frozen=True)
+class Progress:
+    """One step of a generation as it happens: a variant takes half a minute on a CPU, so callers
+    show what the model is doing instead of nothing."""
+
+    # "call" (a model call starts) | "accepted" | "rejected" (a candidate, as checked) | "end" (the
+    # result is ready; a generation that fails raises instead)
+    kind: str
+    text: str = ""  # the candidate; a rejected new question's stem; empty for an answer that was not JSON
+    reason: str = ""  # why it was rejected, as the checker says it
+    call: int = 0  # the model call it belongs to, from 1 ("end": the calls made)
+    most: int = 0  # "call": the most calls this generation can make, this one included
+
+
 @dataclass
 class Run:
-    """What one generation cost and what it threw away."""
+    """What one generation cost and what it threw away; told to `progress` as it happens."""
 
     rejected: list[Rejection] = field(default_factory=list)
     missing: int = 0  # wrong options asked for that no candidate survived the checks for
     calls: int = 0
     first_try: bool = False  # every requested option passed on the first call
+    progress: Callable[[Progress], None] | None = None
+
+    def tell(self, kind: str, text: str = "", reason: str = "", most: int = 0) -> None:
+        if self.progress is not None:
+            self.progress(Progress(kind, text, reason, self.calls, most))
+
+    def checked(self, accepted: Sequence[Candidate], rejected: Sequence[Rejection]) -> None:
+        for candidate in accepted:
+            self.tell("accepted", candidate.text)
+        for rejection in rejected:
+            self.tell("rejected", rejection.text, rejection.reason)
 
 
 @dataclass
@@ -135,9 +160,10 @@ class Generator:
         )
 
     # -- distractor variants -------------------------------------------------------------------
-    def distractors(self, record: QuestionRecord, n: int = DEFAULT_N) -> Generated:
+    def distractors(self, record: QuestionRecord, n: int = DEFAULT_N,
+                    progress: Callable[[Progress], None] | None = None) -> Generated:
         """A variant of `record`: its correct options kept word for word, `n` new wrong ones."""
-        started, run = time.perf_counter(), Run()
+        started, run = time.perf_counter(), Run(progress=progress)
         q = record.question
         if not 1 <= n <= len(LETTERS) - len(q.answer):
             raise GenerationError(f"--n must be 1-{len(LETTERS) - len(q.answer)} for {record.id}")
@@ -190,6 +216,7 @@ class Generator:
             count, calls = want - len(accepted), calls - 1
             asked = count + EXTRA
             run.calls += 1
+            run.tell("call", most=run.calls + calls)
             if rejected or accepted:
                 ask = prompts.render(prompts.RETRY, accepted=_listed(c.text for c in accepted) or "(none)",
                                      rejected=_reasons(rejected), count=asked)
@@ -204,6 +231,7 @@ class Generator:
                     for d in items:  # checked as each is written; the rest is never generated
                         candidate = Candidate(d.text.strip(), d.reason.strip(), d.source)
                         ok, no = self.checker.review([candidate], target, [*accepted, *kept])
+                        run.checked(ok, no)
                         # A small model that writes a candidate, or copies an option, twice in one
                         # answer is looping (seen: the correct option five times); the retry names
                         # what it must not repeat.
@@ -214,6 +242,7 @@ class Generator:
                             break
             except _Junk as exc:
                 bad.append(Rejection("", f"the answer was not valid JSON for the form: {exc}", "invalid"))
+                run.checked([], bad[-1:])
             accepted = [*accepted, *kept]
             run.first_try = first and len(kept) >= count
             rejected += bad
@@ -243,13 +272,15 @@ class Generator:
             number=0,
         )
         citations = list(dict.fromkeys([own, *(cited for _, _, cited, _ in new)]))
+        run.tell("end")
         return Generated(self.vault, question, citations, source_question, origin, run.rejected, run.missing,
                          run.calls, run.first_try, round(time.perf_counter() - started, 2))
 
     # -- new questions -------------------------------------------------------------------------
-    def question(self, note: str, heading: str | None = None, n: int = DEFAULT_N) -> Generated:
+    def question(self, note: str, heading: str | None = None, n: int = DEFAULT_N,
+                 progress: Callable[[Progress], None] | None = None) -> Generated:
         """A new question answerable from one section of `note` alone, with `n` checked wrong options."""
-        started, run = time.perf_counter(), Run()
+        started, run = time.perf_counter(), Run(progress=progress)
         section = Source(1, *self._section(note, heading))
         own = section.citation
         sources = self._related(own.heading + "\n" + section.text[:600], own, self._note_tags(own.note), section)
@@ -267,6 +298,7 @@ class Generator:
         wrong = [Candidate(o.text.strip(), o.explanation.strip(), o.source) for o in written.options if not o.correct]
         accepted, bad = self.checker.review(wrong, target)
         accepted, run.rejected = accepted[:n], run.rejected + bad
+        run.checked(accepted, bad)
         run.first_try = run.calls == 1 and not bad and len(accepted) == n
         if len(accepted) < n:
             accepted = self._fill(target, sources, n, accepted, run, calls=self.retries, rejected=bad)
@@ -277,8 +309,9 @@ class Generator:
 
     def _write_question(self, request: str, section: Source, sources: int, run: Run) -> Any:
         problem = None
-        for _ in range(1 + self.retries):
+        for left in reversed(range(1 + self.retries)):
             run.calls += 1
+            run.tell("call", most=run.calls + left + self.retries)  # then up to `retries` calls for options
             ask = prompts.render(prompts.QUESTION_RETRY, problem=problem) if problem else ""
             try:
                 messages = _messages(prompts.QUESTION_SYSTEM, request + ask)
@@ -286,11 +319,13 @@ class Generator:
             except _Junk as exc:
                 problem = f"the answer was not valid JSON for the form: {exc}"
                 run.rejected.append(Rejection("", problem, "invalid"))
+                run.checked([], run.rejected[-1:])
                 continue
             problem = self._question_problem(written, section)
             if not problem:
                 return written
             run.rejected.append(Rejection(written.stem, problem, "question"))
+            run.checked([], run.rejected[-1:])
         raise GenerationError(
             f"No usable question from {section.citation.note} › {section.citation.heading} after {run.calls} "
             f"tries ({'; '.join(r.reason for r in run.rejected[-3:])}). Try another --heading, or a larger "
@@ -351,14 +386,15 @@ class Generator:
         return Citation(path, chosen), _joined(sections[chosen])
 
     # -- stale items -----------------------------------------------------------------------------
-    def regenerate(self, item: GeneratedItem) -> Generated:
+    def regenerate(self, item: GeneratedItem, progress: Callable[[Progress], None] | None = None) -> Generated:
         """Ask again what produced `item`, from the notes as they are now."""
         origin = item.origin
         if origin.get("kind") == "distractors":
-            return self.distractors(self.find_question(origin["question"]), origin.get("n", DEFAULT_N))
+            return self.distractors(self.find_question(origin["question"]), origin.get("n", DEFAULT_N), progress)
         if origin.get("kind") == "question":
             headings = origin["headings"]
-            return self.question(origin["note"], " > ".join(headings) if headings else None, origin.get("n", DEFAULT_N))
+            return self.question(origin["note"], " > ".join(headings) if headings else None,
+                                 origin.get("n", DEFAULT_N), progress)
         raise GenerationError(f"{item.id} does not say how it was made; drop it with 'tutor generate stale --drop'")
 
 
