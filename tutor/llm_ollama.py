@@ -84,7 +84,7 @@ _OPTION_MAP = {  # our common option name -> ChatOllama field
     "n_ctx": "num_ctx",
     "n_threads": "num_thread",
 }
-_LLAMACPP_ONLY = {"n_batch", "prefix_cache", "cache_bytes", "min_p", "verbose"}
+_LLAMACPP_ONLY = {"n_batch", "prefix_cache", "cache_bytes", "min_p", "verbose", "draft_tokens"}
 
 
 def make_ollama_chat(model: str, host: str | None = None, check: bool = True,
