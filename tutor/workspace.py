@@ -23,7 +23,8 @@ from index.store import Store
 if TYPE_CHECKING:  # pragma: no cover
     from index.note import QuestionRecord
     from index.sync import SyncReport
-    from tutor.practice.generate import Generated, Progress
+    from tutor.practice.generate import Generated
+    from tutor.practice.generate import Progress as GenerationProgress  # not the indexing Progress below
     from tutor.practice.generated import GeneratedItem
     from tutor.practice.quiz import Grade, Presented, Quiz
 
@@ -348,7 +349,7 @@ class Workspace:
         self._need_index()
         return Generator(self.vault, chat_model(self.llm_spec), self.embedder)
 
-    def variant(self, record: "QuestionRecord", progress: "Callable[[Progress], None] | None" = None) -> "Generated":
+    def variant(self, record: "QuestionRecord", progress: "Callable[[GenerationProgress], None] | None" = None) -> "Generated":
         """The question with its correct options kept and fresh, checked wrong ones."""
         generator = self._generator()
         saved = self.generated.get(record.id)
@@ -356,7 +357,7 @@ class Workspace:
             record = generator.find_question(saved.source_question)
         return _usable(generator.distractors(record, progress=progress))
 
-    def new_question(self, note: str, progress: "Callable[[Progress], None] | None" = None) -> "Generated":
+    def new_question(self, note: str, progress: "Callable[[GenerationProgress], None] | None" = None) -> "Generated":
         return _usable(self._generator().question(note, progress=progress))
 
     def as_record(self, generated: "Generated") -> "QuestionRecord":
