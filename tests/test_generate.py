@@ -17,7 +17,7 @@ from index.sync import sync
 from tests.conftest import write_note
 from tutor.practice import prompts
 from tutor.practice.checks import Candidate, Checker, IndexTerms, Target, names
-from tutor.practice.generate import EXTRA, Generator, Progress
+from tutor.practice.generate import _UNQUOTED, EXTRA, Generator, Progress
 from tutor.practice.generated import Citation, GeneratedStore, stale
 
 EMR_QUESTION = """**Question:** A company must run nightly Apache Spark batch jobs over terabytes of data stored in Amazon S3. Which service should process the data?
@@ -130,7 +130,10 @@ def test_each_check_rejects_and_the_retry_asks_only_for_the_missing(vault, bad, 
     assert asked(gen)[0] == f"Write {3 + EXTRA} new distractors."  # over-asked: some always fail
     assert asked(gen)[1].startswith(f"Write {1 + EXTRA} more distractors")
     retry = last_prompt(gen)
-    assert f"- {bad!r}: {result.rejected[0].reason}" in retry
+    if kind == "correct":  # told without quoting the copy: the request already shows the answer
+        assert _UNQUOTED["correct"] in retry and repr(bad) not in retry
+    else:
+        assert f"- {bad!r}: {result.rejected[0].reason}" in retry
     assert 'Already accepted (do not repeat): "AWS Glue"; "Amazon Athena"' in retry
     assert retry.startswith(gen.model.seen[0][-1].content.rsplit("\n", 1)[0])  # same request: a cached prefix
 

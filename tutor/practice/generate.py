@@ -495,9 +495,20 @@ def _marks(candidate: Candidate, rejected: list[Rejection]) -> set:
     return {normalized(candidate.text), *((r.kind, r.of) for r in rejected if r.of)}
 
 
+# Rejections told without quoting: the text they copy is already in the request (the correct
+# options, the accepted list), and quoting the copy and its original again gave the 1.5B model
+# more of the very text it kept writing out (one retry prompt held a correct option 9 times).
+_UNQUOTED = {
+    "correct": "- An option restated a correct option in other words: a wrong option must claim something "
+               "different (another service, setting or step).",
+    "duplicate": "- An option repeated one already written: each must be new.",
+}
+
+
 def _reasons(rejected: list[Rejection]) -> str:
     """The latest distinct rejections, enough to steer the model without bloating the prompt."""
-    lines = list(dict.fromkeys(f"- {r.text!r}: {r.reason}" if r.text else f"- {r.reason}" for r in rejected))
+    lines = list(dict.fromkeys(
+        _UNQUOTED.get(r.kind) or (f"- {r.text!r}: {r.reason}" if r.text else f"- {r.reason}") for r in rejected))
     return "\n".join(lines[-8:])
 
 
