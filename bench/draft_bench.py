@@ -10,6 +10,7 @@ TUTOR_HOME for the starter vault (run `tutor index --notes notes` once).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -20,7 +21,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 
-def chat(draft: int, questions: int) -> tuple[float, float]:
+def chat(questions: int) -> tuple[float, float]:
     """Median generated tok/s and median first-token seconds over the first `questions`."""
     from chat_bench import BENCH
 
@@ -29,8 +30,7 @@ def chat(draft: int, questions: int) -> tuple[float, float]:
     from tutor.retrieve import Retriever
 
     unload_models()
-    engine = ChatEngine(Retriever(REPO / "notes"), make_model(None, draft_tokens=draft, temperature=0.0),
-                        vault_name="notes")
+    engine = ChatEngine(Retriever(REPO / "notes"), make_model(None, temperature=0.0), vault_name="notes")
     engine.warm()
     rates, firsts = [], []
     for question, _ in BENCH[:questions]:
@@ -45,18 +45,12 @@ def chat(draft: int, questions: int) -> tuple[float, float]:
     return statistics.median(rates), statistics.median(firsts)
 
 
-def variants(draft: int, count: int) -> dict:
-    import tutor.practice.generate as generate
+def variants(count: int) -> dict:
     from tutor.generate_eval import evaluate_generation
     from tutor.llm_llamacpp import unload_models
 
     unload_models()
-    make = generate.chat_model
-    generate.chat_model = lambda spec=None, **opts: make(spec, draft_tokens=draft, **opts)
-    try:
-        return evaluate_generation(REPO / "notes", None, count)
-    finally:
-        generate.chat_model = make
+    return evaluate_generation(REPO / "notes", None, count)
 
 
 def main() -> None:
@@ -67,8 +61,9 @@ def main() -> None:
     args = parser.parse_args()
     rows = {}
     for draft in (0, args.draft_tokens):
-        rate, first = chat(draft, args.questions)
-        gen = variants(draft, args.variants)
+        os.environ["TUTOR_LLM_DRAFT_TOKENS"] = str(draft)  # what every model made from now on uses
+        rate, first = chat(args.questions)
+        gen = variants(args.variants)
         rows[draft] = (rate, first, gen["seconds_per_variant"], gen["valid_after_retries"])
         print(f"drafts {draft}: chat {rate:.1f} tok/s, first token {first:.2f} s; variants "
               f"{gen['seconds_per_variant']:.1f} s each, {gen['valid_after_retries']:.3f} valid",

@@ -50,7 +50,8 @@ def cli():
 
     Data lives under $TUTOR_HOME (default ~/.local/share/tutor). The embedding model is
     $TUTOR_EMBED_MODEL: the built-in multilingual-e5-small, or any local sentence-transformers
-    model directory.
+    model directory. The LLM is --llm or $TUTOR_LLM; for the embedded one, $TUTOR_LLM_THREADS
+    sets the threads and $TUTOR_LLM_DRAFT_TOKENS=0 turns speculative decoding off.
     """
 
 

@@ -94,6 +94,6 @@ def human_baseline(checker, records) -> dict:
             problem = checker.problem(Candidate(text, "", 1), target, ())
             kinds["checked"] += 1
             if problem:
-                kinds[problem[1]] += 1
-                flagged.append({"question": record.id, "option": text, "reason": problem[0]})
+                kinds[problem.kind] += 1
+                flagged.append({"question": record.id, "option": text, "reason": problem.reason})
     return {"checked": kinds.pop("checked", 0), "by_check": dict(sorted(kinds.items())), "flagged": flagged}

@@ -24,17 +24,18 @@ class Llama(llama_cpp.Llama):
         super().__init__(*args, **kwargs)
         # set after __init__, which would otherwise switch every token's logits on
         self.draft_model = NgramDraft(draft_tokens) if draft_tokens else None
-        self._draft_batch = 1 + draft_tokens  # a sampled token and its drafts
 
     def _init_sampler(self, *args: Any, grammar: Any = None, **kwargs: Any) -> Any:
         chain = super()._init_sampler(*args, grammar=None, **kwargs)
         return chain if grammar is None else GrammarLastSampler(self, chain, grammar)
 
     def eval(self, tokens: Sequence[int]) -> None:
-        """Stock ``eval``, but a batch short enough to hold drafts gets logits for every
-        token (the sampler checks each draft against them) and a prompt only for its last
-        token; the Python-side score copy, needed only for logprobs, is skipped."""
-        every = self.draft_model is not None and len(tokens) <= self._draft_batch
+        """Stock ``eval``, but a batch short enough to hold drafts (a sampled token and its
+        guesses) gets logits for every token, which the sampler checks each guess against,
+        and a prompt only for its last token. Written out rather than calling the stock one
+        with ``_logits_all`` flipped: that copies the logits into ``scores``, which has only
+        ``n_batch`` rows without logits_all, at row ``n_past``, and is read only for logprobs."""
+        every = self.draft_model is not None and len(tokens) <= 1 + self.draft_model.max_tokens
         self._ctx.kv_cache_seq_rm(-1, self.n_tokens, -1)
         for i in range(0, len(tokens), self.n_batch):
             batch = tokens[i: i + self.n_batch]

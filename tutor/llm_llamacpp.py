@@ -165,22 +165,33 @@ def default_threads() -> int:
     the same time, llama.cpp's spinning thread barriers collapse: on a 2-core machine at
     load ~10, generation ran at 0.7 tok/s with 2 threads and 7.3 tok/s with 1.
     """
-    env = os.environ.get("TUTOR_LLM_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
+    if threads := _env_count("TUTOR_LLM_THREADS"):
+        return threads
     try:
         return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
 
 
+def default_draft_tokens() -> int:
+    """$TUTOR_LLM_DRAFT_TOKENS (0 turns speculative decoding off), else ``DRAFT_TOKENS``."""
+    tokens = _env_count("TUTOR_LLM_DRAFT_TOKENS")
+    return DRAFT_TOKENS if tokens is None else tokens
+
+
+def _env_count(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() else None
+
+
 def get_engine(path: Path, n_ctx: int = 4096, n_threads: int | None = None,
                n_batch: int = 512, cache_bytes: int = DEFAULT_CACHE_BYTES,
-               draft_tokens: int = DRAFT_TOKENS) -> _Engine:
+               draft_tokens: int | None = None) -> _Engine:
     """Load (once per process and settings) the GGUF at ``path``. Chat models that differ
     only in sampling settings share one engine (and its 1-2 GB of memory)."""
     path = Path(path).resolve()
     n_threads = n_threads or default_threads()
+    draft_tokens = default_draft_tokens() if draft_tokens is None else draft_tokens
     key = (str(path), n_ctx, n_threads, n_batch, draft_tokens)
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
@@ -267,7 +278,7 @@ class LlamaCppChat(BaseChatModel):
     n_batch: int = 512
     prefix_cache: bool = True
     cache_bytes: int = DEFAULT_CACHE_BYTES
-    draft_tokens: int = DRAFT_TOKENS  # speculative decoding from the context; 0 turns it off
+    draft_tokens: int | None = None  # speculative decoding from the context: 0 off, None the default
     temperature: float = 0.2
     max_tokens: int | None = 512
     top_p: float = 0.9

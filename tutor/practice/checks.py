@@ -258,30 +258,35 @@ class Checker:
         for candidate in candidates:
             problem = self.problem(candidate, target, [*accepted, *kept])
             if problem:
-                rejected.append(Rejection(candidate.text, *problem))
+                rejected.append(problem)
             else:
                 kept.append(candidate)
         return kept, rejected
 
-    def problem(self, candidate: Candidate, target: Target, others: Sequence[Candidate]) -> tuple[str, ...] | None:
-        """(reason, kind[, what it copies]) for the first check the candidate fails, or None."""
+    def problem(self, candidate: Candidate, target: Target, others: Sequence[Candidate]) -> Rejection | None:
+        """The first check the candidate fails, as its rejection, or None."""
         text = candidate.text.strip()
+
+        def rejected(reason: str, kind: str, of: str = "") -> Rejection:
+            return Rejection(candidate.text, reason, kind, of)
+
         if not normalized(text):
-            return "is empty", "empty"
+            return rejected("is empty", "empty")
         for option in target.correct:
             if how := self.same_meaning(text, option):
-                return f"restates the correct option {option!r} ({how})", "correct", option
+                return rejected(f"restates the correct option {option!r} ({how})", "correct", option)
         for option in target.existing:
             if how := self.same_meaning(text, option):
-                return f"is already an option: {option!r} ({how})", "existing", option
+                return rejected(f"is already an option: {option!r} ({how})", "existing", option)
         for other in others:
             if how := self.same_meaning(text, other.text):
-                return f"duplicates another new option {other.text!r} ({how})", "duplicate", other.text
+                return rejected(f"duplicates another new option {other.text!r} ({how})", "duplicate", other.text)
         for name in names(text):
             if canonical(" ".join(name)) in target.borrowed:
-                return (f"names {' '.join(name)!r} from the worked example, which this question's sources "
-                        "never mention", "example", " ".join(name))
-        return self.giveaway(text, target) or self.unknown(text)
+                return rejected(f"names {' '.join(name)!r} from the worked example, which this question's "
+                                "sources never mention", "example", " ".join(name))
+        found = self.giveaway(text, target) or self.unknown(text)
+        return rejected(*found) if found else None
 
     def giveaway(self, text: str, target: Target) -> tuple[str, str] | None:
         lengths = [len(c) for c in target.correct]

@@ -490,8 +490,6 @@ def _borrowed(request: str) -> frozenset[tuple[str, ...]]:
 
 def _marks(candidate: Candidate, rejected: list[Rejection]) -> set:
     """What a looping model repeats: the text it wrote, and each option or name it copied."""
-    from tutor.practice.checks import normalized
-
     return {normalized(candidate.text), *((r.kind, r.of) for r in rejected if r.of)}
 
 
