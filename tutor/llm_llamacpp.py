@@ -173,10 +173,10 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def default_draft_tokens() -> int:
-    """$TUTOR_LLM_DRAFT_TOKENS (0 turns speculative decoding off), else ``DRAFT_TOKENS``."""
-    tokens = _env_count("TUTOR_LLM_DRAFT_TOKENS")
-    return DRAFT_TOKENS if tokens is None else tokens
+def default_draft_tokens() -> int | None:
+    """$TUTOR_LLM_DRAFT_TOKENS (0 turns speculative decoding off), else None: ``DRAFT_TOKENS``
+    where this CPU checks a batch of guesses cheaply (see ``tutor.llm_llama``)."""
+    return _env_count("TUTOR_LLM_DRAFT_TOKENS")
 
 
 def _env_count(name: str) -> int | None:
@@ -210,7 +210,8 @@ def get_engine(path: Path, n_ctx: int = 4096, n_threads: int | None = None,
             llama = Llama(
                 model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
                 n_threads_batch=n_threads, n_batch=n_batch, n_gpu_layers=0, verbose=False,
-                draft_tokens=draft_tokens)
+                draft_tokens=DRAFT_TOKENS if draft_tokens is None else draft_tokens,
+                draft_if_cheap=draft_tokens is None)
         except Exception as e:  # llama_cpp raises ValueError with little detail
             raise LLMError(f"llama.cpp could not load {path}: {e}. Is it a complete GGUF "
                            "file of a model architecture llama.cpp supports?") from e
@@ -278,7 +279,7 @@ class LlamaCppChat(BaseChatModel):
     n_batch: int = 512
     prefix_cache: bool = True
     cache_bytes: int = DEFAULT_CACHE_BYTES
-    draft_tokens: int | None = None  # speculative decoding from the context: 0 off, None the default
+    draft_tokens: int | None = None  # context drafts: 0 off, None where this CPU checks them cheaply
     temperature: float = 0.2
     max_tokens: int | None = 512
     top_p: float = 0.9
