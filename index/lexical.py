@@ -4,6 +4,12 @@ Korean particles glue onto nouns ("샤드를", "샤드의"), so whole words rare
 syllable bigrams do. Latin words stay whole and lowercased so "Kinesis" and "S3" match exactly; they are
 split at punctuation, as SQLite's own tokenizer would split them again anyway.
 
+English words are reduced to their Snowball stems ("fails", "failed" -> "fail"; "storing",
+"stored" -> "store"): exam stems conjugate what the notes' keyword lists name in another form.
+Stemming took lexical recall@5 on the starter vault's stems from 0.906 to 1.0 (`tutor eval`).
+A different tokenizer makes a stored word index wrong, so ``VERSION`` is kept in the index's
+manifest and a change re-reads the notes (no re-embedding).
+
 Queries drop English function words and exam boilerplate ("A company wants a solution that meets
 these requirements..."). In Korean notes those words occur almost only in the English practice
 questions, so BM25 gives them a high weight and every exam-style query matched other notes'
@@ -13,7 +19,10 @@ an existing index needs no rebuild.
 """
 from __future__ import annotations
 
+import functools
 import re
+
+VERSION = 2  # 1: unstemmed
 
 _TOKEN = re.compile(r"[a-z0-9]+|[\uac00-\ud7a3]+")
 
@@ -28,10 +37,28 @@ requirements require requires required meet meets select choose two three combin
 actions take team teams engineer engineers engineering architect developer developers analyst analysts
 specialist least operational overhead effort manner way currently new existing use uses using used
 amazon aws"""
-QUERY_STOPWORDS = frozenset((_FUNCTION_WORDS + " " + _EXAM_WORDS).split())
+
+
+@functools.cache
+def _stemmer():
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def stem(token: str) -> str:
+    """The indexed form of a token. A vault's vocabulary is small and repeats: each distinct
+    word is stemmed once. Korean bigrams and names with digits ("s3", "ec2") stay whole."""
+    return _stemmer().stemWord(token) if token.isascii() and token.isalpha() else token
+
+
+_STOPWORDS = (_FUNCTION_WORDS + " " + _EXAM_WORDS).split()
+QUERY_STOPWORDS = frozenset(_STOPWORDS + [stem(w) for w in _STOPWORDS])
 
 
 def tokens(text: str) -> list[str]:
+    """Words as written (lowercased), Korean as bigrams: what names are compared by."""
     out: list[str] = []
     for match in _TOKEN.finditer(text.lower()):
         word = match.group()
@@ -42,11 +69,16 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+def terms(text: str) -> list[str]:
+    """What the word index holds and is searched by: the tokens, stemmed."""
+    return [stem(t) for t in tokens(text)]
+
+
 def match_query(text: str) -> str | None:
     """An FTS5 query that ORs every distinct token, each quoted so no token is an operator.
 
     A query made only of stopwords ("What is the?") keeps them rather than match nothing.
     """
-    distinct = list(dict.fromkeys(tokens(text)))
+    distinct = list(dict.fromkeys(terms(text)))
     kept = [t for t in distinct if t not in QUERY_STOPWORDS] or distinct
     return " OR ".join(f'"{t}"' for t in kept) if kept else None

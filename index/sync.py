@@ -158,7 +158,7 @@ def _write_generation(store, manifest, plan, chunks, vectors, model_id, report, 
         _write_notes(con, plan, chunks, rows, old_ids)
         _write_manifest(con, {
             "schema_version": SCHEMA_VERSION, "model_id": model_id, "dimension": index.d,
-            "generation": generation, "faiss_bytes": size, "next_id": next_id, "last_sync": time.time(),
+            "lexical_version": lexical.VERSION, "generation": generation, "faiss_bytes": size, "next_id": next_id, "last_sync": time.time(),
         })
         con.execute("COMMIT")
     store.remove_stale_files(keep=generation)
@@ -173,6 +173,9 @@ def _rebuild_reason(store: Store, manifest: dict, embedder: Embedder) -> str | N
     older = [p.name for p in store.dir.glob("index.v*.sqlite") if p.name != DB_NAME]
     if old_model is None and older:
         return f"index schema changed ({', '.join(older)} → v{SCHEMA_VERSION}): rebuilding"
+    words = manifest.get("lexical_version", 1)
+    if old_model is not None and words != lexical.VERSION:
+        return f"word index changed (v{words} → v{lexical.VERSION}): re-reading the notes, vectors kept"
     return None
 
 
@@ -330,7 +333,7 @@ def _write_notes(con, plan: _Plan, chunks, rows, old_ids) -> None:
     )
     con.executemany(
         "INSERT INTO chunk_terms(rowid, terms) VALUES (?, ?)",
-        [(cid, " ".join(lexical.tokens(c.embed_text))) for cid, c, _ in rows],
+        [(cid, " ".join(lexical.terms(c.embed_text))) for cid, c, _ in rows],
     )
     con.execute("DELETE FROM vectors WHERE hash NOT IN (SELECT hash FROM chunks)")
 

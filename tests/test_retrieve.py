@@ -5,7 +5,7 @@ import pytest
 
 from index.embedder import get_embedder
 from index.home import index_dir
-from index.lexical import match_query, tokens
+from index.lexical import match_query, terms, tokens
 from index.store import Store
 from index.sync import sync
 from tests.conftest import write_note
@@ -33,15 +33,29 @@ def test_korean_tokens_are_bigrams_and_english_words_whole():
 
 def test_queries_drop_english_function_words_and_exam_boilerplate():
     assert match_query("A company wants a solution for Kinesis 샤드 that meets the requirements") == (
-        '"kinesis" OR "샤드"'
+        '"kinesi" OR "샤드"'  # the stem, as indexed
     )
     assert match_query("What is the?") == '"what" OR "is" OR "the"'  # only stopwords: keep them
-    assert tokens("Which solution") == ["which", "solution"]  # indexed text keeps every word
+    assert terms("Which solution") == ["which", "solut"]  # indexed text keeps every word
+
+
+def test_english_words_are_stemmed_so_conjugations_match():
+    assert terms("fails failed failing") == ["fail"] * 3
+    assert terms("storing stored stores") == ["store"] * 3
+    assert terms("S3 EC2 샤드를") == ["s3", "ec2", "샤드", "드를"]  # names with digits and Korean stay whole
+    assert tokens("failed") == ["failed"]  # names are compared as written
+    assert match_query("jobs that failed") == match_query("a job fails")
 
 
 def test_fusion_prefers_what_both_rankers_like():
     fused = fuse([[(1, 0.9), (2, 0.8), (3, 0.7)], [(4, 9.0), (2, 5.0)]])
     assert [i for i, _ in fused] == [2, 1, 4, 3]  # second in both beats first in one
+
+
+def test_fusion_trusts_each_ranker_as_told():
+    dense, lexical = [(1, 0.9), (2, 0.8)], [(3, 9.0), (2, 5.0)]
+    assert [i for i, _ in fuse([dense, lexical])][1:] == [1, 3]  # a tie broken by order
+    assert [i for i, _ in fuse([dense, lexical], trust=(0.4, 1.0))] == [2, 3, 1]
 
 
 def test_lexical_ranker_finds_exact_service_name(retriever):

@@ -183,6 +183,23 @@ def test_different_model_triggers_full_rebuild(vault, fake_embedder):
     assert Store(index_dir(vault)).manifest()["dimension"] == 32
 
 
+def test_an_older_word_index_is_refused_then_reread_without_embedding(vault, fake_embedder, monkeypatch):
+    """Terms tokenized another way would silently miss matches: the retriever says how to fix
+    it, and the next sync rewrites them from the notes while every vector is kept."""
+    from index import lexical
+    from tutor.retrieve import RetrievalError, Retriever
+
+    with monkeypatch.context() as older:
+        older.setattr(lexical, "VERSION", lexical.VERSION - 1)
+        run(vault)
+    with pytest.raises(RetrievalError, match="older word index.*tutor index --notes"):
+        Retriever(vault)
+    report, embedder = run(vault)
+    assert "word index changed" in report.rebuilt and report.embedded == 0 and not embedder.loaded
+    assert Store(index_dir(vault)).manifest()["lexical_version"] == lexical.VERSION
+    assert Retriever(vault).search("Athena", k=1, mode="lexical")[0].note == "athena.md"
+
+
 def test_tag_filter_matches_tag_and_children(vault, fake_embedder):
     run(vault)
     assert set(search_notes(vault, "데이터", k=5, tags=("service/emr",))) == {"emr.md"}

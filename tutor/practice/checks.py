@@ -186,11 +186,12 @@ class IndexTerms:
         self._phrases: dict[tuple[str, ...], bool] = {}
 
     def _in_index(self, tokens: tuple[str, ...]) -> bool:
-        """Lexical search: an FTS phrase query over the indexed chunk terms."""
+        """Lexical search: an FTS phrase query over the indexed (stemmed) chunk terms."""
         if tokens not in self._phrases:
+            phrase = " ".join(lexical.stem(t) for t in tokens)
             with self.store.connect() as con:
                 row = con.execute(
-                    "SELECT 1 FROM chunk_terms WHERE chunk_terms MATCH ? LIMIT 1", ['"' + " ".join(tokens) + '"']
+                    "SELECT 1 FROM chunk_terms WHERE chunk_terms MATCH ? LIMIT 1", [f'"{phrase}"']
                 ).fetchone()
             self._phrases[tokens] = row is not None
         return self._phrases[tokens]
