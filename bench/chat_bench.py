@@ -119,7 +119,7 @@ def calibrate(notes: Path) -> None:
                   f"| {either}/{len(best)} |")
 
 
-def bench(notes: Path, llm: str | None, budget: int, show: bool) -> None:
+def bench(notes: Path, llm: str | None, budget: int | None, show: bool) -> None:
     from tutor.chat import ChatEngine, make_model
     from tutor.prompts import REFUSAL
     from tutor.retrieve import Retriever
@@ -160,7 +160,7 @@ def bench(notes: Path, llm: str | None, budget: int, show: bool) -> None:
     grounded = sum(r[5].grounded for r in rows)
     cited = sum(any(c.note == r[1] for c in r[5].citations) for r in rows)
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
-    print(f"\nbudget {budget} tokens, embedder load {t1 - t0:.1f} s, "
+    print(f"\nbudget {engine.budget_tokens} tokens, embedder load {t1 - t0:.1f} s, "
           f"LLM load + system prompt {t2 - t1:.1f} s; {len(BENCH)} questions: {grounded} "
           f"grounded, {cited} cite the expected note\n")
     print("| time to sources p50 / p95 | first token p50 / p95 | generation tok/s (median) | peak RSS |")
@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, help="a TUTOR_HOME that already indexed --notes")
     parser.add_argument("--notes", type=Path, default=REPO / "notes")
     parser.add_argument("--llm", help="model spec (default: $TUTOR_LLM or the bundled model)")
-    parser.add_argument("--budget", type=int, default=800, help="context budget in tokens")
+    parser.add_argument("--budget", type=int, help="context budget in tokens (default: the tutor's)")
     parser.add_argument("--show", action="store_true", help="print every answer to stderr")
     parser.add_argument("--calibrate", action="store_true",
                         help="print best-hit cosine distributions instead (no LLM)")

@@ -286,6 +286,18 @@ def test_context_fits_the_token_budget(tmp_path, fake_embedder):
     assert all(b in eng.model.seen[0][-1].content for b in blocks)
 
 
+def test_the_budget_comes_from_the_environment_else_the_default(monkeypatch):
+    from tutor.chat import CONTEXT_TOKENS, default_context_tokens
+
+    monkeypatch.delenv("TUTOR_CONTEXT_TOKENS", raising=False)
+    assert default_context_tokens() == CONTEXT_TOKENS
+    monkeypatch.setenv("TUTOR_CONTEXT_TOKENS", "900")
+    assert default_context_tokens() == 900
+    for bad in ("0", "lots", "-5"):  # not a usable count: the default, not a crash
+        monkeypatch.setenv("TUTOR_CONTEXT_TOKENS", bad)
+        assert default_context_tokens() == CONTEXT_TOKENS
+
+
 def test_prompts_render_strictly():
     with pytest.raises(prompts.PromptError, match="missing.*'question'"):
         prompts.render(prompts.REWRITE_USER, conversation="x")

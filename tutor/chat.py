@@ -9,6 +9,7 @@ The UI and the CLI both drive this; neither needs to know about prompts or citat
 from __future__ import annotations
 
 import logging
+import os
 import re
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -22,6 +23,12 @@ log = logging.getLogger("tutor.chat")
 ANSWER_MAX_TOKENS = 384  # short answers keep generation time low on a CPU
 ANSWER_TEMPERATURE = 0.1
 ANSWER_REPEAT_PENALTY = 1.1  # at 1.05 the 1.5B model looped on the same two bullets to the limit
+# The model reads its sources before it writes a word, at ~106 prompt tok/s on a 2-core EPYC
+# (150 on a Xeon with AMX), so the budget is the time to the first token. `bench/chat_bench.py`
+# at 800 / 450 / 380 tokens: first token p50 8.06 / 4.49 / 3.93 s; grounded 14 / 16 / 15 of 20,
+# citing the expected note 14 / 14 / 13. Multiple choice from budgeted sources: 0.844 at 800,
+# 0.812 at 400 (one question of 32). $TUTOR_CONTEXT_TOKENS buys more context on a faster machine.
+CONTEXT_TOKENS = 380
 MIN_SOURCE_TOKENS = 60  # a source cut shorter than this says too little to be worth its header
 HISTORY_TURNS = 3  # turns of history the follow-up rewrite sees
 HISTORY_ANSWER_CHARS = 300
@@ -120,14 +127,20 @@ def make_model(spec: str | None = None, **opts: Any):
     return get_chat_model(spec, **opts)
 
 
+def default_context_tokens() -> int:
+    value = os.environ.get("TUTOR_CONTEXT_TOKENS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else CONTEXT_TOKENS
+
+
 class ChatEngine:
     def __init__(self, retriever, model, *, vault_name: str, k: int = 5,
-                 budget_tokens: int = 800, min_relevance: float | None = None,
+                 budget_tokens: int | None = None, min_relevance: float | None = None,
                  count_tokens: Callable[[str], int] | None = None):
-        """``min_relevance`` None means the calibrated per-language thresholds when the
+        """``budget_tokens`` None means $TUTOR_CONTEXT_TOKENS, else ``CONTEXT_TOKENS``;
+        ``min_relevance`` None means the calibrated per-language thresholds when the
         retriever uses the embedder they were calibrated for, else no relevance gate."""
         self.retriever, self.model, self.vault_name = retriever, model, vault_name
-        self.k, self.budget_tokens = k, budget_tokens
+        self.k, self.budget_tokens = k, budget_tokens or default_context_tokens()
         self._known: tuple[int | None, Any] = (None, None)  # (index generation, IndexTerms)
         self.count_tokens = count_tokens or token_counter(model)
         if min_relevance is not None:

@@ -51,7 +51,10 @@ def cli():
     Data lives under $TUTOR_HOME (default ~/.local/share/tutor). The embedding model is
     $TUTOR_EMBED_MODEL: the built-in multilingual-e5-small, or any local sentence-transformers
     model directory. The LLM is --llm or $TUTOR_LLM; for the embedded one, $TUTOR_LLM_THREADS
-    sets the threads and $TUTOR_LLM_DRAFT_TOKENS=0 turns speculative decoding off.
+    sets the threads and $TUTOR_LLM_DRAFT_TOKENS the guesses per speculative step (default:
+    8 where this CPU checks them cheaply, else none; 0 turns them off).
+    $TUTOR_CONTEXT_TOKENS sets how much of the notes an answer reads (default 380 tokens:
+    the model reads them before its first word).
     """
 
 
