@@ -1,7 +1,7 @@
 """Tokens for the lexical ranker: exact AWS names and Korean word pieces.
 
 Korean particles glue onto nouns ("샤드를", "샤드의"), so whole words rarely match; overlapping
-syllable bigrams do. Latin words stay whole and lowercased so "Kinesis" and "S3" match exactly; they are
+syllable bigrams do. Latin words stay whole words, lowercased, so "Kinesis" and "S3" match as names; they are
 split at punctuation, as SQLite's own tokenizer would split them again anyway.
 
 English words are reduced to their Snowball stems ("fails", "failed" -> "fail"; "storing",

@@ -192,7 +192,7 @@ def test_an_older_word_index_is_refused_then_reread_without_embedding(vault, fak
     with monkeypatch.context() as older:
         older.setattr(lexical, "VERSION", lexical.VERSION - 1)
         run(vault)
-    with pytest.raises(RetrievalError, match="older word index.*tutor index --notes"):
+    with pytest.raises(RetrievalError, match="word index made by another version.*tutor index --notes"):
         Retriever(vault)
     report, embedder = run(vault)
     assert "word index changed" in report.rebuilt and report.embedded == 0 and not embedder.loaded

@@ -58,7 +58,6 @@ class Llama(llama_cpp.Llama):
             return time.perf_counter() - start
 
         self.n_tokens = 0
-
         seconds(n)
         one = min(seconds(1) for _ in range(repeats))
         cost = min(seconds(n) for _ in range(repeats)) / one

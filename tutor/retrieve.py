@@ -58,7 +58,7 @@ class Retriever:
             )
         if manifest.get("lexical_version", 1) != lexical.VERSION:
             raise RetrievalError(
-                f"The index for {self.vault} has an older word index, which would miss matches - "
+                f"The index for {self.vault} has a word index made by another version, which would miss matches - "
                 f"run 'tutor index --notes {self.vault}' to update it (nothing is embedded again)"
             )
 
