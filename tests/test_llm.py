@@ -562,26 +562,21 @@ def test_real_drafts_change_the_speed_not_the_answer(real_model, monkeypatch):
 
 
 @pytest.mark.slow
-def test_real_drafts_are_on_by_default_only_where_a_batch_is_cheap(real_model, monkeypatch):
-    """The default model times a batch against single steps at load and drafts only when that
-    wins; the timing leaves nothing behind, and a count the user set is never second-guessed."""
+def test_real_batch_timing_leaves_nothing_behind(real_model):
+    """Timing a batch (which decides whether the default model drafts) must leave the model
+    as it found it; a count the user set is never second-guessed."""
     from itertools import islice
 
-    from tutor.llm_llama import DRAFT_MAX_COST, Llama
+    from tutor.llm_llama import Llama
 
     def load(**kwargs):
         return Llama(model_path=real_model.model_path, n_ctx=256, n_threads=2, verbose=False, **kwargs)
 
-    probed, plain = load(draft_tokens=8, draft_if_cheap=True), load()
+    probed, plain = load(), load()
+    assert probed.batch_cost(9) > 1.0  # nine tokens never cost less than one
     assert probed.n_tokens == 0
-    probed.draft_model = None  # compare plain decoding: the probe must not have left state
     tokens = plain.tokenize("Kinesis Data Streams 샤드 하나의 쓰기 처리량은".encode())
     assert list(islice(probed.generate(tokens, temp=0.0), 8)) == list(islice(plain.generate(tokens, temp=0.0), 8))
-    assert plain.batch_cost(9) > 1.0  # nine tokens never cost less than one
-
-    for measured, drafts in ((DRAFT_MAX_COST - 0.5, True), (DRAFT_MAX_COST + 0.5, False)):
-        monkeypatch.setattr(Llama, "batch_cost", lambda self, n, measured=measured: measured)
-        assert (load(draft_tokens=8, draft_if_cheap=True).draft_model is not None) is drafts, measured
     assert load(draft_tokens=8).draft_model is not None
 
 

@@ -54,3 +54,32 @@ def test_the_draft_length_is_set_by_the_environment_and_zero_turns_it_off(monkey
     assert default_draft_tokens() == 4
     monkeypatch.setenv("TUTOR_LLM_DRAFT_TOKENS", "lots")  # not a count: the default, not a crash
     assert default_draft_tokens() is None
+
+
+class _Timed:
+    """Stands in for the loaded model: counts the timings asked of it."""
+
+    def __init__(self, cost: float):
+        self.cost, self.timed = cost, 0
+
+    def batch_cost(self, n: int) -> float:
+        self.timed += 1
+        return self.cost
+
+
+def test_drafts_are_on_only_where_a_batch_is_cheap_and_timed_once(tmp_path, monkeypatch):
+    from tutor.llm_llamacpp import DRAFT_MAX_COST, DRAFT_TIMINGS, drafts_pay
+
+    monkeypatch.setenv("TUTOR_HOME", str(tmp_path / "home"))
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    for threads, measured, drafts in ((1, DRAFT_MAX_COST - 0.5, True), (2, DRAFT_MAX_COST + 0.5, False)):
+        fast = _Timed(measured)
+        assert drafts_pay(fast, model, n_threads=threads) is drafts, measured
+        assert drafts_pay(fast, model, n_threads=threads) is drafts
+        assert fast.timed == 1  # the second load reads the remembered timing
+
+    other = _Timed(DRAFT_MAX_COST + 0.5)
+    assert drafts_pay(other, model, n_threads=7) is False and other.timed == 1  # new threads: timed
+    (tmp_path / "home" / "models" / DRAFT_TIMINGS).write_text("[not a mapping", encoding="utf-8")
+    assert drafts_pay(_Timed(1.0), model, n_threads=7) is True  # a damaged file is timed again

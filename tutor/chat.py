@@ -9,7 +9,6 @@ The UI and the CLI both drive this; neither needs to know about prompts or citat
 from __future__ import annotations
 
 import logging
-import os
 import re
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -128,8 +127,9 @@ def make_model(spec: str | None = None, **opts: Any):
 
 
 def default_context_tokens() -> int:
-    value = os.environ.get("TUTOR_CONTEXT_TOKENS", "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else CONTEXT_TOKENS
+    from tutor.llm import env_count
+
+    return env_count("TUTOR_CONTEXT_TOKENS") or CONTEXT_TOKENS  # 0 reads nothing: not a budget
 
 
 class ChatEngine:

@@ -39,6 +39,12 @@ DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
 LLAMA_CPP_PIN = "llama-cpp-python==0.3.36"
 
 
+def env_count(name: str) -> int | None:
+    """A count set in the environment ($TUTOR_LLM_THREADS, ...); None when unset or not a count."""
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() else None
+
+
 class LLMError(Exception):
     """A problem with the language model that the user can act on; the message says how."""
 

@@ -10,14 +10,10 @@ after llama-cpp-python is known to import.
   small batches that check drafts ask for them.
 
 Drafts pay only where checking a batch of guesses costs much less than taking the same
-tokens one by one, and that is a property of the CPU: on a Xeon a batch of 9 cost 2.1
-single steps (chat 1.33x faster with drafts), on an EPYC of the same size 7.9 (0.76x).
-So unless told how many to draft, the model times one batch at load and drafts only
-where it is cheap.
+tokens one by one, which ``batch_cost`` measures (``tutor.llm_llamacpp`` decides with it).
 """
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any, Sequence
 
@@ -26,25 +22,17 @@ import llama_cpp
 from tutor.llm_draft import NgramDraft
 from tutor.llm_sampler import GrammarLastSampler
 
-log = logging.getLogger(__name__)
-
-# A drafted step in a chat answer keeps about two guesses, so a batch of guesses must cost
-# under three single steps to win: 2.1 (drafts on, 1.33x) and 7.9 (off) were measured.
-DRAFT_MAX_COST = 3.0
 
 
 class Llama(llama_cpp.Llama):
-    def __init__(self, *args: Any, draft_tokens: int = 0, draft_if_cheap: bool = False,
-                 **kwargs: Any):
-        """``draft_if_cheap``: draft only if ``batch_cost`` says this CPU checks guesses cheaply."""
+    def __init__(self, *args: Any, draft_tokens: int = 0, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        if draft_tokens and draft_if_cheap:
-            cost = self.batch_cost(1 + draft_tokens)
-            log.info("A batch of %d tokens costs %.1f single steps: drafts %s", 1 + draft_tokens,
-                     cost, "on" if cost <= DRAFT_MAX_COST else "off")
-            draft_tokens = draft_tokens if cost <= DRAFT_MAX_COST else 0
-        # set after __init__, which would otherwise switch every token's logits on
-        self.draft_model = NgramDraft(draft_tokens) if draft_tokens else None
+        self.draft(draft_tokens)
+
+    def draft(self, tokens: int) -> None:
+        """Guess ``tokens`` tokens a step from the context (0: none). Set after ``__init__``,
+        which would otherwise switch every token's logits on."""
+        self.draft_model = NgramDraft(tokens) if tokens else None
 
     def batch_cost(self, n: int, repeats: int = 2) -> float:
         """How many one-token decode steps one batch of ``n`` tokens (all logits, as a draft
