@@ -51,14 +51,20 @@ def evaluate_retrieval(
     progress: Progress | None = None,
 ) -> dict[str, dict]:
     """Metrics per ranker; each search leaves out the question's own section."""
+    queries = [(query_text(r.question, with_options), r.note, own_section(r)) for r in records]
+    return evaluate_queries(retriever, queries, k, progress)
+
+
+def evaluate_queries(retriever, queries: Sequence[tuple[str, str, tuple]], k: int = 5,
+                     progress: Progress | None = None) -> dict[str, dict]:
+    """Metrics per ranker over (question, gold note, sections to exclude) triples."""
     ranks: dict[str, list[int | None]] = {mode: [] for mode in MODES}
-    for done, record in enumerate(records, 1):
-        text = query_text(record.question, with_options)
+    for done, (text, note, exclude) in enumerate(queries, 1):
         for mode in MODES:
-            hits = retriever.search(text, k=k, mode=mode, exclude=own_section(record))
-            ranks[mode].append(first_rank(hits, record.note))
+            hits = retriever.search(text, k=k, mode=mode, exclude=exclude)
+            ranks[mode].append(first_rank(hits, note))
         if progress:
-            progress(done, len(records))
+            progress(done, len(queries))
     return {mode: summarize(ranks[mode], k) for mode in MODES}
 
 

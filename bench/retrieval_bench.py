@@ -1,0 +1,71 @@
+"""Retrieval quality per ranker on the starter vault, including questions nothing was tuned on.
+
+    .venv/bin/python bench/retrieval_bench.py [--home DIR]     # markdown table, no LLM
+
+Sets: the vault's 32 practice stems (with and without options; `tutor eval`'s gold), the 20
+chat-bench questions, and `retrieval_questions.jsonl`: 64 questions (one Korean, one English
+per note) in the words a learner would use rather than the note's. The fusion constants are
+picked on the first three sets; the last is there to check them (other settings score higher
+on it and were not taken). Without --home a temporary TUTOR_HOME is indexed first.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+HELD_OUT = Path(__file__).with_name("retrieval_questions.jsonl")
+
+
+def held_out() -> list[tuple[str, str]]:
+    """(question, gold note) pairs; the tests read the same file."""
+    rows = [json.loads(line) for line in HELD_OUT.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(row["question"], row["note"]) for row in rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, help="a TUTOR_HOME that already indexed --notes")
+    parser.add_argument("--notes", type=Path, default=REPO / "notes")
+    parser.add_argument("-k", type=int, default=5)
+    args = parser.parse_args()
+    notes = args.notes.resolve()
+    home = args.home or Path(tempfile.mkdtemp(prefix="retrieval-bench-"))
+    os.environ["TUTOR_HOME"] = str(home)
+    if args.home is None:
+        subprocess.run([str(REPO / ".venv/bin/tutor"), "index", "--notes", str(notes)], check=True)
+
+    from chat_bench import BENCH
+    from index.embedder import get_embedder
+    from tutor.chat import language_of
+    from tutor.evaluate import QueryMemo, evaluate_queries, own_section, query_text
+    from tutor.retrieve import Retriever
+
+    memo = QueryMemo(get_embedder())
+    retriever = Retriever(notes, embedder=memo)
+    records = retriever.store.questions()
+    pairs = held_out()
+    sets = {
+        "practice stems": [(query_text(r.question), r.note, own_section(r)) for r in records],
+        "stems + options": [(query_text(r.question, True), r.note, own_section(r)) for r in records],
+        "chat bench": [(q, note, ()) for q, note in BENCH],
+        "held-out, Korean": [(q, note, ()) for q, note in pairs if language_of(q) == "ko"],
+        "held-out, English": [(q, note, ()) for q, note in pairs if language_of(q) == "en"],
+        "held-out, all": [(q, note, ()) for q, note in pairs],
+    }
+    memo.prime(text for queries in sets.values() for text, _, _ in queries)
+    print(f"| set | n | ranker | recall@1 | recall@{args.k} | MRR |\n|---|---|---|---|---|---|")
+    for name, queries in sets.items():
+        for mode, m in evaluate_queries(retriever, queries, k=args.k).items():
+            print(f"| {name} | {m['n']} | {mode} | {m['recall@1']:.3f} | {m[f'recall@{args.k}']:.3f} "
+                  f"| {m['mrr']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
