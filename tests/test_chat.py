@@ -193,6 +193,19 @@ def test_generation_stops_when_the_model_recites_its_sources(vault):
     assert tokens.strip() == "Glue 크롤러가 테이블을 만든다 [1]."  # no header, nothing after
 
 
+def test_a_bulleted_recital_after_an_uncited_answer_is_cut_and_cites_nothing(vault):
+    # seen from the real model: "- [1] <title > section>" lines, then the source's bullets
+    eng = engine(vault, ["크롤러는 스키마를 추론한다.\n\n- [1] PLACEHOLDER\n  - 본문 복사\n"])
+    first = eng.ask("Glue 크롤러는?")
+    sources = next(first)[1]
+    eng.model.replies[0] = eng.model.replies[0].replace("PLACEHOLDER", sources[0].heading)
+    events = list(first)
+    tokens = "".join(v for kind, v in events if kind == "token")
+    assert sources[0].heading not in tokens and "본문 복사" not in tokens
+    assert tokens == "크롤러는 스키마를 추론한다.\n\n" + prompts.UNCITED["ko"]
+    assert not events[-1][1].grounded  # the recital's "[1]" is not a citation
+
+
 def test_a_model_that_starts_by_reciting_a_heading_is_asked_again(vault):
     eng = engine(vault, ["1. PLACEHOLDER\n본문 복사\n", "크롤러가 테이블을 만든다 [1]."])
     first = eng.ask("Glue 크롤러는?")

@@ -61,7 +61,8 @@ QUESTION_OPENERS = frozenset(
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u3130-\u318f]")
 _CITATION = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _OPEN_CITATION = re.compile(r"\[[\d,\s]*$")  # a "[" that may still become a citation
-_LIST_MARK = re.compile(r"^(?:\[\d+\]|\d+[.)]|[-*#]+)\s*")  # "[2] ", "1. ", "- " before a recited heading
+# "[2] ", "1. ", "- ", "- [1] " before a recited heading
+_LIST_MARK = re.compile(r"^(?:(?:\[\d+\]|\d+[.)]|[-*#]+)\s*)+")
 _MARK_SO_FAR = re.compile(r"^(?:\[\d*\]?|\d+[.)]?|[-*#]+)$")  # a line that may still become one
 
 
@@ -330,7 +331,8 @@ class _CitationStream:
     """Cleans streamed text: drops citation numbers not among the sources, records the valid
     ones, catches the NOT_IN_NOTES marker, and notices when the model goes off track. Text
     that might still turn into a citation, the marker or a copied source heading (an open
-    "[3", a trailing "NOT_", a line so far equal to the start of a heading, trailing spaces) is held back
+    "[3", a trailing "NOT_", a line so far equal to the start of a heading or only list marks,
+    trailing spaces) is held back
     until it is decided, so nothing shown is ever taken back."""
 
     def __init__(self, valid: set[int], headings: set[str]):
@@ -352,7 +354,7 @@ class _CitationStream:
         return self._release(len(self.raw.rstrip()) if self.derailed else self._settled_end())
 
     def finish(self) -> str:
-        return "" if self.refused else self._release(len(self.raw))
+        return "" if self.refused else self._release(len(self.raw.rstrip()))
 
     def _stop_at_derailment(self) -> None:
         """Cut the text before the first finished line that repeats an earlier line or a
@@ -375,7 +377,8 @@ class _CitationStream:
         line_start = self.raw.rfind("\n", 0, end) + 1
         current = self.raw[line_start:end].strip()
         body = _LIST_MARK.sub("", current)
-        if _MARK_SO_FAR.match(current) or (body and any(h.startswith(body) for h in self.headings)):
+        # a bare "- [1]" may be the start of a recited heading: wait for the words after it
+        if _MARK_SO_FAR.match(current) or (current and not body) or any(h.startswith(body) for h in self.headings):
             end = line_start
         marker = prompts.NOT_COVERED
         for size in range(min(len(marker) - 1, end), 0, -1):
