@@ -206,6 +206,20 @@ def test_a_bulleted_recital_after_an_uncited_answer_is_cut_and_cites_nothing(vau
     assert not events[-1][1].grounded  # the recital's "[1]" is not a citation
 
 
+@pytest.mark.parametrize("footer", ["\n\nSources:\n[1] [2]", "\n**출처:** [1]", "\nSources: [1], [2]\n"])
+def test_citations_only_in_a_sources_footer_do_not_ground_the_answer(vault, footer):
+    eng = engine(vault, ["Glue 크롤러는 스키마를 추론한다." + footer])
+    _, tokens, answer = run(eng, "Glue 크롤러는?")
+    assert tokens == "Glue 크롤러는 스키마를 추론한다.\n\n" + prompts.UNCITED["ko"]
+    assert not answer.grounded and answer.citations == []
+
+
+def test_a_line_that_merely_starts_like_a_sources_label_is_kept(vault):
+    eng = engine(vault, ["Source 엔드포인트와 Target 엔드포인트를 만든다 [1]."])
+    _, tokens, answer = run(eng, "Glue 작업 구성은?")
+    assert tokens == "Source 엔드포인트와 Target 엔드포인트를 만든다 [1]." and answer.grounded
+
+
 def test_a_model_that_starts_by_reciting_a_heading_is_asked_again(vault):
     eng = engine(vault, ["1. PLACEHOLDER\n본문 복사\n", "크롤러가 테이블을 만든다 [1]."])
     first = eng.ask("Glue 크롤러는?")

@@ -64,6 +64,17 @@ _OPEN_CITATION = re.compile(r"\[[\d,\s]*$")  # a "[" that may still become a cit
 # "[2] ", "1. ", "- ", "- [1] " before a recited heading
 _LIST_MARK = re.compile(r"^(?:(?:\[\d+\]|\d+[.)]|[-*#]+)\s*)+")
 _MARK_SO_FAR = re.compile(r"^(?:\[\d*\]?|\d+[.)]?|[-*#]+)$")  # a line that may still become one
+# A "Sources: [1] [2]" line after an answer lists what the model read; it is not an answer,
+# and an answer whose only citations stand there has cited nothing inline.
+_SOURCES_LABELS = ("sources", "source", "references", "출처", "참고", "참고 자료")
+
+
+def _sources_label(line: str, finished: bool) -> bool:
+    """Whether ``line`` is such a label (or, unfinished, may still become one)."""
+    text = _CITATION.sub("", line).strip().strip("*#_-:,. ").lower()
+    if finished:
+        return text in _SOURCES_LABELS
+    return bool(line.strip()) and any(label.startswith(text) for label in _SOURCES_LABELS)
 
 
 @dataclass(frozen=True)
@@ -354,17 +365,22 @@ class _CitationStream:
         return self._release(len(self.raw.rstrip()) if self.derailed else self._settled_end())
 
     def finish(self) -> str:
-        return "" if self.refused else self._release(len(self.raw.rstrip()))
+        if self.refused:
+            return ""
+        self.raw += "\n"  # the last line is finished too: judge it like the others
+        self._stop_at_derailment()
+        return self._release(len(self.raw.rstrip()))
 
     def _stop_at_derailment(self) -> None:
-        """Cut the text before the first finished line that repeats an earlier line or a
-        source heading ("[2] Kinesis ... > 샤드", "1. Kinesis ... > 샤드"): small models loop
-        at low temperature, or recite their prompt."""
+        """Cut the text before the first finished line that repeats an earlier line, a
+        source heading ("[2] Kinesis ... > 샤드", "1. Kinesis ... > 샤드") or starts a list of
+        sources ("Sources: [1] [2]"): small models loop at low temperature, or recite their prompt."""
         seen: set[str] = set()
         start = 0
         for line in self.raw.split("\n")[:-1]:
             key = line.strip()
-            if (len(key) >= 20 and key in seen) or _LIST_MARK.sub("", key) in self.headings:
+            if ((len(key) >= 20 and key in seen) or _LIST_MARK.sub("", key) in self.headings
+                    or _sources_label(key, finished=True)):
                 self.raw, self.derailed = self.raw[:start], True
                 return
             seen.add(key)
@@ -378,7 +394,8 @@ class _CitationStream:
         current = self.raw[line_start:end].strip()
         body = _LIST_MARK.sub("", current)
         # a bare "- [1]" may be the start of a recited heading: wait for the words after it
-        if _MARK_SO_FAR.match(current) or (current and not body) or any(h.startswith(body) for h in self.headings):
+        if (_MARK_SO_FAR.match(current) or (current and not body) or _sources_label(current, finished=False)
+                or any(h.startswith(body) for h in self.headings)):
             end = line_start
         marker = prompts.NOT_COVERED
         for size in range(min(len(marker) - 1, end), 0, -1):
