@@ -170,6 +170,13 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool) -> None:
           f"| {statistics.median(rates):.1f} | {peak_gb:.2f} GB |")
 
 
+def use_home(home: Path | None, notes: Path) -> None:
+    """Point TUTOR_HOME at ``home``, or at a new one where ``notes`` is indexed first."""
+    os.environ["TUTOR_HOME"] = str(home or tempfile.mkdtemp(prefix="bench-"))
+    if home is None:
+        subprocess.run([str(REPO / ".venv/bin/tutor"), "index", "--notes", str(notes)], check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, help="a TUTOR_HOME that already indexed --notes")
@@ -181,10 +188,7 @@ def main() -> None:
                         help="print best-hit cosine distributions instead (no LLM)")
     args = parser.parse_args()
     notes = args.notes.resolve()
-    home = args.home or Path(tempfile.mkdtemp(prefix="chat-bench-"))
-    os.environ["TUTOR_HOME"] = str(home)
-    if args.home is None:
-        subprocess.run([str(REPO / ".venv/bin/tutor"), "index", "--notes", str(notes)], check=True)
+    use_home(args.home, notes)
     if args.calibrate:
         calibrate(notes)
     else:

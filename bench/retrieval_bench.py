@@ -12,14 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from chat_bench import BENCH, REPO, use_home
 HELD_OUT = Path(__file__).with_name("retrieval_questions.jsonl")
 
 
@@ -36,12 +31,8 @@ def main() -> None:
     parser.add_argument("-k", type=int, default=5)
     args = parser.parse_args()
     notes = args.notes.resolve()
-    home = args.home or Path(tempfile.mkdtemp(prefix="retrieval-bench-"))
-    os.environ["TUTOR_HOME"] = str(home)
-    if args.home is None:
-        subprocess.run([str(REPO / ".venv/bin/tutor"), "index", "--notes", str(notes)], check=True)
+    use_home(args.home, notes)
 
-    from chat_bench import BENCH
     from index.embedder import get_embedder
     from tutor.chat import language_of
     from tutor.evaluate import QueryMemo, evaluate_queries, own_section, query_text
