@@ -11,17 +11,9 @@ on it and were not taken). Without --home a temporary TUTOR_HOME is indexed firs
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from chat_bench import BENCH, REPO, use_home
-HELD_OUT = Path(__file__).with_name("retrieval_questions.jsonl")
-
-
-def held_out() -> list[tuple[str, str]]:
-    """(question, gold note) pairs; the tests read the same file."""
-    rows = [json.loads(line) for line in HELD_OUT.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [(row["question"], row["note"]) for row in rows]
+from chat_bench import BENCH, REPO, held_out, use_home
 
 
 def main() -> None:

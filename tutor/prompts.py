@@ -21,6 +21,10 @@ of another cloud provider), reply with exactly {NOT_COVERED}.
 Keep the answer short: at most five sentences or bullet points. Do not copy the sources \
 or their headings."""
 
+# The model follows the user turn's last line most. Asked for "the source number in square
+# brackets after each fact" it left 19 of 62 answered held-out questions without a citation;
+# told to end every sentence with one, and shown how, 4 (`bench/chat_bench.py --held-out`, 2026-12-02: grounded
+# 43 -> 58 of 64, citing the note the question was written for 39 -> 54).
 ANSWER_USER = Template("""\
 Sources:
 
@@ -28,7 +32,7 @@ $sources
 
 Question: $question
 
-Answer in $language, with the source number in square brackets after each fact.""")
+Answer in $language. End every sentence with the number of its source in square brackets, like this: ... [1].""")
 
 NO_RECITING = ("Do not list the sources or repeat their headings: answer the question in your own "
                "words, citing the source numbers.")
