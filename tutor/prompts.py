@@ -23,9 +23,9 @@ or their headings."""
 
 # The model follows the user turn's last line most. Asked for "the source number in square
 # brackets after each fact" it left 19 of 62 answered held-out questions without a citation;
-# told to end every sentence with one, and shown how, 4 (`bench/chat_bench.py --held-out`, 2026-12-02: grounded
-# 43 -> 58 of 64, citing the note the question was written for 39 -> 54).
-# It also cites more on questions the notes cannot answer (4 of 40 out-of-domain ones pass the
+# told to end every sentence with one, and shown how, 4 (`bench/chat_bench.py --held-out`,
+# 2026-12-02: grounded 43 -> 58 of 64, citing the note the question was written for 39 -> 54).
+# It also cites more on questions the notes cannot answer (`--out-of-domain`: 4 of 40 pass the
 # relevance gate, all answered with a citation, against 2); adding "if the sources do not
 # answer, reply only NOT_IN_NOTES" here refused answerable held-out questions instead.
 ANSWER_USER = Template("""\
