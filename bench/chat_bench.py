@@ -25,6 +25,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 HELD_OUT = Path(__file__).with_name("retrieval_questions.jsonl")
+# Korean questions that spell English names the Korean way (아테나, 글루 잡 북마크), one a note
+LOANWORDS = Path(__file__).with_name("loanword_questions.jsonl")
 sys.path.insert(0, str(REPO))
 
 BENCH = [  # (question, the note that answers it)
@@ -94,10 +96,10 @@ OUT_OF_DOMAIN = [  # cooking, sports, trivia, other clouds' and vendors' product
 ]
 
 
-def held_out() -> list[tuple[str, str]]:
-    """(question, gold note): one Korean and one English question a note, in a learner's words
-    rather than the note's; the prompts and the fusion were not tuned on them (tests read them too)."""
-    rows = [json.loads(line) for line in HELD_OUT.read_text(encoding="utf-8").splitlines() if line.strip()]
+def held_out(path: Path = HELD_OUT) -> list[tuple[str, str]]:
+    """(question, gold note): by default one Korean and one English question a note, in a learner's
+    words rather than the note's; the prompts and the fusion were not tuned on them (tests read them too)."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [(row["question"], row["note"]) for row in rows]
 
 

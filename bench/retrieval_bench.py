@@ -4,7 +4,8 @@
 
 Sets: the vault's 32 practice stems (with and without options; `tutor eval`'s gold), the 20
 chat-bench questions, and `retrieval_questions.jsonl`: 64 questions (one Korean, one English
-per note) in the words a learner would use rather than the note's. The fusion constants are
+per note) in the words a learner would use rather than the note's, and `loanword_questions.jsonl`:
+32 Korean questions that spell English names the Korean way ("아테나 요금", "글루 잡 북마크"). The fusion constants are
 picked on the first three sets; the last is there to check them (other settings score higher
 on it and were not taken). Without --home a temporary TUTOR_HOME is indexed first.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from chat_bench import BENCH, REPO, held_out, use_home
+from chat_bench import BENCH, LOANWORDS, REPO, held_out, use_home
 
 
 def main() -> None:
@@ -41,6 +42,7 @@ def main() -> None:
         "held-out, Korean": [(q, note, ()) for q, note in pairs if language_of(q) == "ko"],
         "held-out, English": [(q, note, ()) for q, note in pairs if language_of(q) == "en"],
         "held-out, all": [(q, note, ()) for q, note in pairs],
+        "Korean spellings of names": [(q, note, ()) for q, note in held_out(LOANWORDS)],
     }
     memo.prime(text for queries in sets.values() for text, _, _ in queries)
     print(f"| set | n | ranker | recall@1 | recall@{args.k} | MRR |\n|---|---|---|---|---|---|")

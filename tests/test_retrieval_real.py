@@ -35,6 +35,14 @@ def test_right_note_ranks_first(retriever, question, note, mode):
     assert hits[0].dense is not None and 0 < hits[0].dense <= 1
 
 
+@pytest.mark.parametrize("question, note", [
+    ("글루 잡 북마크가 뭐야?", "glue-etl-data-catalog.md"),  # "Glue job bookmark" spelt in Hangul
+    ("레드시프트 스펙트럼이 뭐야?", "redshift-data-warehouse.md"),
+])
+def test_names_spelt_in_hangul_find_the_note_that_writes_them_in_english(retriever, question, note):
+    assert [h.note for h in retriever.search(question, k=3)][0] == note
+
+
 def test_tag_filter_keeps_only_tagged_notes(retriever):
     hits = retriever.search("데이터 처리", k=5, tags=("service/emr",))
     with retriever.store.connect() as con:

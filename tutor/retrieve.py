@@ -6,7 +6,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from index import lexical
+from index import lexical, loanwords
 from index.embedder import Embedder, get_embedder
 from index.home import index_dir
 from index.store import Hit, Store
@@ -81,6 +81,7 @@ class Retriever:
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
+        query = loanwords.expand(query)  # both rankers: the embedder, too, knows "Athena" better
         vector = self.embedder.embed_query(query)
         with self.store.snapshot() as snap:
             allowed = snap.allowed_ids(tags)
