@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/chat_bench.py [--home DIR] [--llm SPEC]   # 20 questions, markdown table
     .venv/bin/python bench/chat_bench.py --home DIR --held-out        # 64 questions nothing was tuned on
+    .venv/bin/python bench/chat_bench.py --home DIR --loanwords       # 32 spelling names in Hangul
     .venv/bin/python bench/chat_bench.py --home DIR --out-of-domain [--no-gate]  # 40 the notes can't answer
     .venv/bin/python bench/chat_bench.py --home DIR --calibrate       # best-hit cosine distributions
 
@@ -205,6 +206,8 @@ def main() -> None:
     asked = parser.add_mutually_exclusive_group()
     asked.add_argument("--held-out", action="store_true",
                        help="ask the 64 questions of retrieval_questions.jsonl instead of the 20")
+    asked.add_argument("--loanwords", action="store_true",
+                       help="ask the 32 Korean questions of loanword_questions.jsonl (아테나, 글루)")
     asked.add_argument("--out-of-domain", action="store_true",
                        help="ask the 40 questions no note answers (a grounded answer is a wrong one)")
     parser.add_argument("--no-gate", action="store_true", help="answer whatever the relevance threshold says")
@@ -216,8 +219,8 @@ def main() -> None:
     if args.calibrate:
         calibrate(notes)
     else:
-        questions = (held_out() if args.held_out else [(q, None) for q in OUT_OF_DOMAIN]
-                     if args.out_of_domain else BENCH)
+        questions = (held_out() if args.held_out else held_out(LOANWORDS) if args.loanwords
+                     else [(q, None) for q in OUT_OF_DOMAIN] if args.out_of_domain else BENCH)
         bench(notes, args.llm, args.budget, args.show, questions, gate=not args.no_gate)
 
 
