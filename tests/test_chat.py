@@ -206,12 +206,31 @@ def test_a_bulleted_recital_after_an_uncited_answer_is_cut_and_cites_nothing(vau
     assert not events[-1][1].grounded  # the recital's "[1]" is not a citation
 
 
-@pytest.mark.parametrize("footer", ["\n\nSources:\n[1] [2]", "\n**출처:** [1]", "\nSources: [1], [2]\n"])
+@pytest.mark.parametrize("footer", ["\n\nSources:\n[1] [2]", "\n**출처:** [1]", "\nSources: [1], [2]\n",
+                                    "\n\n[1] [2]", "\n[1]\n\n[2]\n"])
 def test_citations_only_in_a_sources_footer_do_not_ground_the_answer(vault, footer):
     eng = engine(vault, ["Glue 크롤러는 스키마를 추론한다." + footer])
     _, tokens, answer = run(eng, "Glue 크롤러는?")
     assert tokens == "Glue 크롤러는 스키마를 추론한다.\n\n" + prompts.UNCITED["ko"]
     assert not answer.grounded and answer.citations == []
+
+
+@pytest.mark.parametrize("reply", ["Glue 크롤러는 스키마를 추론한다 [1].\n\n[1] [2]",
+                                   "Glue 크롤러는 스키마를 추론한다.\n[1]\nAthena로 조회한다."])
+def test_a_line_of_citations_counts_under_or_between_cited_text(vault, reply):
+    eng = engine(vault, [reply])
+    _, tokens, answer = run(eng, "Glue 크롤러는?")
+    assert tokens == reply and answer.grounded and 1 in [c.n for c in answer.citations]
+
+
+def test_a_bare_footer_under_text_copied_from_the_sources_it_names_counts(vault):
+    eng = engine(vault, [GLUE + "\n\n[N]"])
+    first = eng.ask("Glue 크롤러는?")
+    glue = next(s.n for s in next(first)[1] if s.note == "glue.md")
+    eng.model.replies[0] = eng.model.replies[0].replace("N", str(glue))
+    events = list(first)
+    assert "".join(v for kind, v in events if kind == "token") == GLUE + f"\n\n[{glue}]"
+    assert events[-1][1].grounded and [c.note for c in events[-1][1].citations] == ["glue.md"]
 
 
 def test_a_line_that_merely_starts_like_a_sources_label_is_kept(vault):

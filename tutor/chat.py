@@ -28,6 +28,7 @@ ANSWER_REPEAT_PENALTY = 1.1  # at 1.05 the 1.5B model looped on the same two bul
 # citing the expected note 14 / 14 / 13. Multiple choice from budgeted sources: 0.844 at 800,
 # 0.812 at 400 (one question of 32). $TUTOR_CONTEXT_TOKENS buys more context on a faster machine.
 CONTEXT_TOKENS = 380
+COPY_RUN, COPIED_SHARE = 6, 0.5  # an answer above a bare "[1] [2]" line counts as copied from them
 MIN_SOURCE_TOKENS = 60  # a source cut shorter than this says too little to be worth its header
 HISTORY_TURNS = 3  # turns of history the follow-up rewrite sees
 HISTORY_ANSWER_CHARS = 300
@@ -60,6 +61,7 @@ QUESTION_OPENERS = frozenset(
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u3130-\u318f]")
 _CITATION = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
+_BARE_LINE = re.compile(r"^[ \t]*(?:\[\d+(?:\s*,\s*\d+)*\][ \t]*)+$", re.M)  # "[1] [2]", nothing else
 _OPEN_CITATION = re.compile(r"\[[\d,\s]*$")  # a "[" that may still become a citation
 # "[2] ", "1. ", "- ", "- [1] " before a recited heading
 _LIST_MARK = re.compile(r"^(?:(?:\[\d+\]|\d+[.)]|[-*#]+)\s*)+")
@@ -217,7 +219,7 @@ class ChatEngine:
             sources="\n\n".join(self._block(s) for s in sources))
         headings = {s.heading for s in sources}
         for attempt in range(2):
-            stream = _CitationStream({s.n for s in sources}, headings)
+            stream = _CitationStream({s.n: s.text for s in sources}, headings)
             emitted: list[str] = []
             with closing(self.model.stream([SystemMessage(prompts.ANSWER_SYSTEM),
                                             HumanMessage(user)])) as chunks:
@@ -338,6 +340,20 @@ def _as_typed(text: str, name: tuple[str, ...]) -> str:
     return found.group() if found else " ".join(name)
 
 
+def _bare_tail(text: str) -> int:
+    """Where the run of lines at the end of ``text`` that hold only citation numbers (or
+    nothing) begins. Such a footer under an answer that cites nothing inline ties no sentence
+    to a source: in `bench/chat_bench.py --loanwords` two of the four answers ending in one
+    were invented (Athena priced at "0.25 USD/GB", Parquet as "a serverless compute service").
+    The other two were copied from the sources, which ``_CitationStream._copied`` tells."""
+    start = len(text)
+    for line in reversed(text.split("\n")):
+        if line.strip() and not _BARE_LINE.match(line):
+            break
+        start = max(start - len(line) - 1, 0)  # and the newline before it
+    return start if _BARE_LINE.search(text[start:]) else len(text)
+
+
 class _CitationStream:
     """Cleans streamed text: drops citation numbers not among the sources, records the valid
     ones, catches the NOT_IN_NOTES marker, and notices when the model goes off track. Text
@@ -346,7 +362,8 @@ class _CitationStream:
     trailing spaces) is held back
     until it is decided, so nothing shown is ever taken back."""
 
-    def __init__(self, valid: set[int], headings: set[str]):
+    def __init__(self, valid: dict[int, str], headings: set[str]):
+        """``valid``: the source numbers the model may cite, with the text each stands for."""
         self.valid = valid
         # a model reciting its prompt writes them; a heading path ("note > section") is never prose
         self.headings = {h for h in headings if len(h) >= 20 or " > " in h}
@@ -369,7 +386,24 @@ class _CitationStream:
             return ""
         self.raw += "\n"  # the last line is finished too: judge it like the others
         self._stop_at_derailment()
+        tail = _bare_tail(self.raw)
+        if not _CITATION.search(self.raw[:tail]) and not self._copied(self.raw[:tail], self.raw[tail:]):
+            self.raw = self.raw[:tail]  # "[1] [2]" under an answer that cites nothing inline
         return self._release(len(self.raw.rstrip()))
+
+    def _copied(self, text: str, footer: str) -> bool:
+        """Whether most of ``text`` is copied from the sources ``footer`` names: then the
+        footer does say where it came from. Share of the text's 6-character runs (spaces
+        and citations removed) found in those sources: 0.74 and 1.00 for the two true answers
+        of the --loanwords run that ended in a footer, 0.01 and 0.03 for the two invented."""
+        def runs(t: str) -> set[str]:
+            t = re.sub(r"\s+", "", _CITATION.sub("", t))
+            return {t[i: i + COPY_RUN] for i in range(len(t) - COPY_RUN + 1)}
+
+        named = {int(n) for n in re.findall(r"\d+", footer)} & self.valid.keys()
+        said = runs(text)
+        sources = runs("\n".join(self.valid[n] for n in named))
+        return bool(said) and len(said & sources) >= COPIED_SHARE * len(said)
 
     def _stop_at_derailment(self) -> None:
         """Cut the text before the first finished line that repeats an earlier line, a
@@ -397,6 +431,7 @@ class _CitationStream:
         if (_MARK_SO_FAR.match(current) or (current and not body) or _sources_label(current, finished=False)
                 or any(h.startswith(body) for h in self.headings)):
             end = line_start
+        end = _bare_tail(self.raw[:end])  # whether a "[1] [2]" line is a footer shows later
         marker = prompts.NOT_COVERED
         for size in range(min(len(marker) - 1, end), 0, -1):
             if self.raw[:end].endswith(marker[:size]):
