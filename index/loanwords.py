@@ -43,6 +43,11 @@ NAMES = {
     "인텔리전트티어링": "Intelligent-Tiering", "딥아카이브": "Deep Archive",
     "서버리스": "Serverless", "프로비저닝": "provisioned", "온디맨드": "on-demand",
     "컨슈머": "consumer", "프로듀서": "producer", "팬아웃": "fan-out", "데드레터": "dead-letter",
+    # other vendors' products: spelt out, the chat's name check can tell the notes never say them
+    "애저": "Azure", "구글": "Google", "지씨피": "GCP", "빅쿼리": "BigQuery", "빅테이블": "Bigtable",
+    "코스모스디비": "Cosmos DB", "펍섭": "Pub/Sub", "파이어베이스": "Firebase",
+    "스노우플레이크": "Snowflake", "데이터브릭스": "Databricks", "유니티카탈로그": "Unity Catalog",
+    "쿠버네티스": "Kubernetes", "테라폼": "Terraform", "알리바바": "Alibaba",
 }
 
 # longest first, so that 다이나모디비 is one match and not 다이나모 plus a stray 디비

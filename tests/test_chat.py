@@ -136,7 +136,14 @@ def test_a_product_no_note_mentions_is_refused_by_name(vault):
     assert english.text.startswith("Your notes never mention Google BigQuery.")
 
 
-@pytest.mark.parametrize("question", ["How do I add Kinesis Data Streams shards?", "AWS Glue 크롤러는 무엇인가요?"])
+def test_a_product_spelt_in_hangul_is_refused_by_its_english_name(vault):
+    eng = engine(vault, [])
+    _, _, answer = run(eng, "애저 펑션 콜드 스타트를 줄이는 법은?")
+    assert eng.model.seen == [] and answer.text.startswith("노트 어디에도 Azure 이(가)")
+
+
+@pytest.mark.parametrize("question", ["How do I add Kinesis Data Streams shards?", "AWS Glue 크롤러는 무엇인가요?",
+                                      "글루 크롤러는 무엇인가요?"])
 def test_names_the_notes_use_are_answered(vault, question):
     eng = engine(vault, ["답 [1]"])
     _, _, answer = run(eng, question)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Literal, Sequence
 from urllib.parse import quote
 
+from index import loanwords
 from tutor import prompts
 
 log = logging.getLogger("tutor.chat")
@@ -327,6 +328,7 @@ def unknown_names(terms, query: str) -> list[str]:
     word that names nothing ("Summarize my Kinesis notes") must not refuse the question."""
     from tutor.practice.checks import names
 
+    query = loanwords.expand(query)  # "애저 펑션" names Azure as surely as "Azure Functions" does
     found = [n for n in names(query, QUESTION_OPENERS) if not set(n) <= QUESTION_OPENERS]
     if not found or any(terms.knows(n) for n in found):
         return []
