@@ -39,6 +39,11 @@ def test_queries_drop_english_function_words_and_exam_boilerplate():
     assert terms("Which solution") == ["which", "solut"]  # indexed text keeps every word
 
 
+def test_queries_drop_korean_question_phrasing():
+    assert match_query("샤드 수는 어떻게 정하나요?") == '"샤드" OR "수는" OR "정하"'
+    assert match_query("무슨 일을 해?") == '"해"'  # "무슨", "일을" gone; a word is left to match
+
+
 def test_english_words_are_stemmed_so_conjugations_match():
     assert terms("fails failed failing") == ["fail"] * 3
     assert terms("storing stored stores") == ["store"] * 3
