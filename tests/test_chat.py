@@ -214,7 +214,7 @@ def test_a_bulleted_recital_after_an_uncited_answer_is_cut_and_cites_nothing(vau
 
 
 @pytest.mark.parametrize("footer", ["\n\nSources:\n[1] [2]", "\n**출처:** [1]", "\nSources: [1], [2]\n",
-                                    "\n\n[1] [2]", "\n[1]\n\n[2]\n"])
+                                    "\n\n[1] [2]", "\n[1]\n\n[2]\n", "\n\n- [1]"])
 def test_citations_only_in_a_sources_footer_do_not_ground_the_answer(vault, footer):
     eng = engine(vault, ["Glue 크롤러는 스키마를 추론한다." + footer])
     _, tokens, answer = run(eng, "Glue 크롤러는?")

@@ -62,7 +62,8 @@ QUESTION_OPENERS = frozenset(
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u3130-\u318f]")
 _CITATION = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
-_BARE_LINE = re.compile(r"^[ \t]*(?:\[\d+(?:\s*,\s*\d+)*\][ \t]*)+$", re.M)  # "[1] [2]", nothing else
+# "[1] [2]" or "- [2]": citation numbers and nothing else
+_BARE_LINE = re.compile(r"^[ \t]*(?:[-*][ \t]*)?(?:\[\d+(?:\s*,\s*\d+)*\][ \t]*)+$", re.M)
 _OPEN_CITATION = re.compile(r"\[[\d,\s]*$")  # a "[" that may still become a citation
 # "[2] ", "1. ", "- ", "- [1] " before a recited heading
 _LIST_MARK = re.compile(r"^(?:(?:\[\d+\]|\d+[.)]|[-*#]+)\s*)+")
