@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 HELD_OUT = Path(__file__).with_name("retrieval_questions.jsonl")
 # Korean questions that spell English names the Korean way (아테나, 글루 잡 북마크), one a note
 LOANWORDS = Path(__file__).with_name("loanword_questions.jsonl")
+MIN_PIECES = 8  # streamed pieces an answer needs before its speed counts
 sys.path.insert(0, str(REPO))
 
 BENCH = [  # (question, the note that answers it)
@@ -157,16 +158,19 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
     for question, note in questions:
         start = time.perf_counter()
         sources_at = first_at = None
+        pieces = 0
         for kind, value in engine.ask(question):
             now = time.perf_counter()
             if kind == "sources":
                 sources_at = now - start
-            elif kind == "token" and first_at is None:
-                first_at = now - start
+            elif kind == "token":
+                first_at = now - start if first_at is None else first_at
+                pieces += 1
             elif kind == "done":
                 answer, end = value, now - start
-        # a refusal (the gate's, for unknown names too, or the model's marker) has no speed to time
-        generated = not answer.text.endswith(tuple(REFUSAL.values()))
+        # a refusal (the gate's, for unknown names too, or the model's marker) has no speed to time,
+        # nor has an answer that arrived in one piece (a small model's refusal plus the closest sections)
+        generated = not answer.text.endswith(tuple(REFUSAL.values())) and pieces >= MIN_PIECES
         rate = engine.count_tokens(answer.text) / (end - first_at) if generated else None
         rows.append((question, note, sources_at, first_at if generated else None, rate, answer))
         verdict = ("cited" if any(c.note == note for c in answer.citations)

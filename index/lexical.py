@@ -62,6 +62,10 @@ _KOREAN_QUESTION_WORDS = """무슨 어떻게 어떤 무엇 뭐야 뭔가요 뭐�
 알려주세요 해줘 려면 얼마나 언제 어디 일을 일까"""
 _KOREAN_BIGRAMS = [w[i: i + 2] for w in _KOREAN_QUESTION_WORDS.split() for i in range(len(w) - 1)]
 QUERY_STOPWORDS = frozenset(_STOPWORDS + [stem(w) for w in _STOPWORDS] + _KOREAN_BIGRAMS)
+# Korean words the notes use for one idea, each note its own ("아테나 요금" asks about a section
+# headed "과금 모델"). A query term from a group brings in the rest, on the query side only.
+_SYNONYMS = [group.split() for group in ("요금 과금 비용 가격",)]
+_SYNONYM_OF = {word: group for group in _SYNONYMS for word in group}
 
 
 def tokens(text: str) -> list[str]:
@@ -88,4 +92,5 @@ def match_query(text: str) -> str | None:
     """
     distinct = list(dict.fromkeys(terms(text)))
     kept = [t for t in distinct if t not in QUERY_STOPWORDS] or distinct
+    kept = list(dict.fromkeys(s for t in kept for s in _SYNONYM_OF.get(t, [t])))
     return " OR ".join(f'"{t}"' for t in kept) if kept else None

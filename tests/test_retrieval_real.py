@@ -43,6 +43,12 @@ def test_names_spelt_in_hangul_find_the_note_that_writes_them_in_english(retriev
     assert [h.note for h in retriever.search(question, k=3)][0] == note
 
 
+def test_a_question_about_fees_finds_the_section_on_billing(retriever):
+    """The question says 요금, the note's heading says 과금 모델."""
+    hit = retriever.search("아테나 요금은 어떻게 계산돼?", k=3)[0]
+    assert (hit.note, hit.headings[-1]) == ("athena-serverless-query.md", "과금 모델")
+
+
 def test_tag_filter_keeps_only_tagged_notes(retriever):
     hits = retriever.search("데이터 처리", k=5, tags=("service/emr",))
     with retriever.store.connect() as con:

@@ -44,6 +44,11 @@ def test_queries_drop_korean_question_phrasing():
     assert match_query("무슨 일을 해?") == '"해"'  # "무슨", "일을" gone; a word is left to match
 
 
+def test_a_korean_word_for_cost_finds_the_notes_other_words_for_it():
+    assert match_query("아테나 요금은?") == '"아테" OR "테나" OR "요금" OR "과금" OR "비용" OR "가격" OR "금은"'
+    assert match_query("과금 방식") == '"요금" OR "과금" OR "비용" OR "가격" OR "방식"'
+
+
 def test_english_words_are_stemmed_so_conjugations_match():
     assert terms("fails failed failing") == ["fail"] * 3
     assert terms("storing stored stores") == ["store"] * 3
