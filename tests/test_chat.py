@@ -46,6 +46,8 @@ class QueuedChat(BaseChatModel):
     def _stream(self, messages, stop=None, run_manager=None, **kwargs):
         for char in self._next(messages):
             yield ChatGenerationChunk(message=AIMessageChunk(content=char))
+        # as the llama.cpp and Ollama backends do: a last empty chunk, so "" is a reply too
+        yield ChatGenerationChunk(message=AIMessageChunk(content=""), generation_info={"finish_reason": "stop"})
 
 
 KINESIS = "Kinesis Data Streams의 샤드 하나는 초당 1MB, 1,000건 쓰기를 받는다."
@@ -180,6 +182,13 @@ def test_answer_citing_nothing_is_flagged_as_not_grounded(vault):
     assert not answer.grounded and answer.citations == []
     assert tokens.startswith("EMR은 프리워밍으로 빨라진다.")
     assert tokens.endswith(prompts.UNCITED["ko"]) and answer.text == tokens.strip()
+
+
+@pytest.mark.parametrize("reply", ["", "  \n", "[1]", "- [1]\n- [2]"])
+def test_a_reply_with_no_words_says_the_model_wrote_no_answer(vault, reply):
+    _, tokens, answer = run(engine(vault, [reply]), "Glue 크롤러는?")
+    assert tokens == prompts.NO_ANSWER["ko"] and answer.text == tokens
+    assert not answer.grounded and answer.citations == []
 
 
 def test_generation_stops_when_the_model_repeats_itself(vault):

@@ -241,8 +241,10 @@ class ChatEngine:
         said = "".join(emitted) + tail
         if stream.refused:
             tail = ("\n\n" if re.search(r"\w", said) else "") + prompts.REFUSAL[lang]
+        elif not re.search(r"\w", said):  # nothing, or only a recital that was cut
+            tail = prompts.NO_ANSWER[lang]
         elif not stream.cited:  # a small model that cites nothing is often not using the notes
-            tail += ("\n\n" if said.strip() else "") + prompts.UNCITED[lang]
+            tail += "\n\n" + prompts.UNCITED[lang]
         if tail:
             emitted.append(tail)
             yield "token", tail

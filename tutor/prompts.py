@@ -72,6 +72,12 @@ UNCITED = {  # added after an answer that cites no source: it may not come from 
           "Check the closest sections below.)",
 }
 
+NO_ANSWER = {  # instead of UNCITED when the model wrote nothing of its own (seen from a 0.5B model)
+    "ko": "(모델이 답을 쓰지 않았습니다. 아래의 가까운 섹션을 확인하거나, 다시 묻거나, --llm으로 더 큰 모델을 고르세요.)",
+    "en": "(The model wrote no answer. Check the closest sections below, ask again, "
+          "or choose a larger model with --llm.)",
+}
+
 
 class PromptError(ValueError):
     """A template was rendered with missing or unknown variables (a bug in the caller)."""
