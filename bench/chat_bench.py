@@ -168,15 +168,15 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
                 pieces += 1
             elif kind == "done":
                 answer, end = value, now - start
-        # a refusal (the gate's, for unknown names too, or the model's marker) has no speed to time,
-        # nor has an answer that arrived in one piece (a small model's refusal plus the closest sections)
-        generated = not answer.text.endswith(tuple(REFUSAL.values())) and pieces >= MIN_PIECES
-        rate = engine.count_tokens(answer.text) / (end - first_at) if generated else None
+        # a refusal (the gate's, for unknown names too, or the model's marker) has no speed to time;
+        # an answer streamed in a few pieces has a first token but too little to time generation by
+        generated = not answer.text.endswith(tuple(REFUSAL.values()))
+        rate = engine.count_tokens(answer.text) / (end - first_at) if generated and pieces >= MIN_PIECES else None
         rows.append((question, note, sources_at, first_at if generated else None, rate, answer))
         verdict = ("cited" if any(c.note == note for c in answer.citations)
                    else "grounded" if answer.grounded else "not grounded")
-        print(f"  {sources_at:5.2f}s {first_at:6.2f}s {end:6.2f}s "
-              f"{f'{rate:4.1f} tok/s' if rate else 'refused   '} {verdict:12} {question}",
+        speed = f"{rate:4.1f} tok/s" if rate else "short     " if generated else "refused   "
+        print(f"  {sources_at:5.2f}s {first_at:6.2f}s {end:6.2f}s {speed} {verdict:12} {question}",
               file=sys.stderr, flush=True)
         if show:
             print("    " + answer.text.replace("\n", "\n    "), file=sys.stderr, flush=True)

@@ -137,6 +137,10 @@ class FakeWorkspace:
         self.dropped.append(item_id)
         return True
 
+    def regenerate(self, item_id, progress=None):
+        self.dropped.append(item_id)  # the stale item is replaced
+        return FakeGenerated(record("x").question, id="gen-fresh", missing=0)
+
 
 @pytest.fixture
 def ws(tmp_path):
@@ -391,6 +395,31 @@ def test_skipped_notes_and_stale_questions_are_listed(ws):
     card, problems, stale, pick, actions = notes_tab.drop(ws, "gen-old", "ko")
     assert ws.dropped == ["gen-old"] and TEXT["ko"]["stale_none"] in stale and pick["value"] is None
     assert actions["visible"] is False
+
+
+def test_regenerating_a_stale_question_shows_the_running_log_then_the_panels(ws):
+    release, make = threading.Event(), ws.regenerate
+
+    def regenerate(item_id, progress=None):
+        progress(Progress("call", call=1, most=3))
+        progress(Progress("rejected", "1MB/s", "restates the correct option '1MB/s' (same words)", call=1))
+        assert release.wait(10), "the page saw nothing while the model worked"
+        return make(item_id)
+
+    ws.regenerate = regenerate
+    updates = notes_tab.regenerate(ws, "gen-old", "en")
+    card, problems, log, pick, actions = [next(updates) for _ in range(2)][-1]  # the model is still at work
+    assert card["__type__"] == "update" and pick["__type__"] == "update"
+    assert "Model call 1 (at most 3)…" in log and "✗ 1MB/s — restates the correct option" in log
+    release.set()
+    *_, (card, problems, stale, pick, actions) = updates
+    assert ws.dropped == ["gen-old"] and TEXT["en"]["stale_none"] in stale and actions["visible"] is False
+
+
+def test_regenerating_nothing_picked_says_pick_one(ws):
+    with pytest.warns(UserWarning, match="."):
+        (card, problems, stale, pick, actions), = notes_tab.regenerate(ws, None, "en")
+    assert "gen-old" in stale and ws.dropped == []
 
 
 # -- status, language, the page ------------------------------------------------------------------

@@ -387,12 +387,13 @@ class Workspace:
         self._stale = len(self.stale())
         return dropped
 
-    def regenerate(self, item_id: str) -> "GeneratedItem":
+    def regenerate(self, item_id: str,
+                   progress: "Callable[[GenerationProgress], None] | None" = None) -> "GeneratedItem":
         """Ask again, from the notes as they are now, and replace the stale item."""
         item = self.generated.get(item_id)
         if item is None:
             raise WorkspaceError(f"No generated question {item_id} - it was dropped already.")
-        fresh = self.save(_usable(self._generator().regenerate(item)))
+        fresh = self.save(_usable(self._generator().regenerate(item, progress)))
         if fresh.id != item.id:
             self.generated.drop(item.id)
         self._stale = len(self.stale())

@@ -2,7 +2,10 @@
 (skipped notes and generated questions whose sections changed)."""
 from __future__ import annotations
 
+from typing import Iterator
+
 from ui import render
+from ui.background import in_background
 from ui.text import info, warn, message_for, t
 
 STAGE_SHARE = {"parse": (0.0, 0.2), "embed": (0.2, 0.95), "write": (0.95, 1.0)}  # of the progress bar
@@ -47,18 +50,27 @@ def drop(ws, item_id: str | None, lang: str) -> tuple:
     return panels(ws, lang)
 
 
-def regenerate(ws, item_id: str | None, lang: str) -> tuple:
+def regenerate(ws, item_id: str | None, lang: str) -> Iterator[tuple]:
+    """Like the practice tab's generation, shows the model's calls and checked candidates in
+    the stale list while it works (half a minute or more on a laptop CPU), then the panels."""
+    import gradio as gr
 
     if not item_id:
         warn(t(lang, "pick_stale"))
-        return panels(ws, lang)
+        yield panels(ws, lang)
+        return
+    events, done = in_background(lambda progress: ws.regenerate(item_id, progress=progress))
+    log = []
+    for event in iter(events.get, None):
+        log.append(event)
+        yield gr.update(), gr.update(), render.generation_log(lang, log), gr.update(), gr.update()
     try:
-        fresh = ws.regenerate(item_id)
+        fresh = done.result()
     except Exception as exc:
         warn(message_for(exc, lang))
     else:
         info(t(lang, "regenerated", id=fresh.id))
-    return panels(ws, lang)
+    yield panels(ws, lang)
 
 
 def build(ws, i18n, lang):
@@ -83,9 +95,11 @@ def build(ws, i18n, lang):
         return reindex(ws, lg, progress)
 
 
+    def regenerate_fn(item_id, lg):  # a generator function: Gradio streams only those
+        yield from regenerate(ws, item_id, lg)
+
     button.click(reindex_fn, lang, outputs)
     drop_btn.click(lambda item_id, lg: drop(ws, item_id, lg), [pick, lang], outputs)
     regen_btn.click(lambda item_id, lg: render.busy(lg, "generating") if item_id else gr.update(), [pick, lang], stale,
-                    show_progress="hidden").then(lambda item_id, lg: regenerate(ws, item_id, lg), [pick, lang], outputs,
-                                                 show_progress_on=[card])
+                    show_progress="hidden").then(regenerate_fn, [pick, lang], outputs, show_progress_on=[card])
     return {"outputs": outputs}

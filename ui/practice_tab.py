@@ -11,6 +11,7 @@ import time
 from typing import Iterator
 
 from ui import render
+from ui.background import in_background
 from ui.text import info, warn, message_for, t
 
 RANDOM = ""  # the tag choice meaning every note
@@ -116,7 +117,7 @@ def generate(ws, session: dict, kind: str, lang: str) -> Iterator[tuple]:
             made = ws.new_question(current.note, progress=progress)
         return made, ws.as_record(made)
 
-    events, done = _in_background(work)
+    events, done = in_background(work)
     log = []
     for event in iter(events.get, None):
         log.append(event)
@@ -138,20 +139,6 @@ def generate(ws, session: dict, kind: str, lang: str) -> Iterator[tuple]:
         note += " " + t(lang, "generated_missing", missing=made.missing)
     session = {**session, "generated": made, "saved": False}
     yield _show(lang, session, present(record, random.Random()), note)
-
-
-def _in_background(work):
-    """Runs `work(progress)` in a thread: returns the queue its progress events arrive on (None
-    once it is done) and the Future holding its result or error."""
-    import queue
-    from concurrent.futures import ThreadPoolExecutor
-
-    events = queue.SimpleQueue()
-    pool = ThreadPoolExecutor(1, thread_name_prefix="tutor-generate")
-    done = pool.submit(work, events.put)
-    done.add_done_callback(lambda _: events.put(None))
-    pool.shutdown(wait=False)  # the thread ends with the work
-    return events, done
 
 
 def save(ws, session: dict, lang: str) -> tuple:

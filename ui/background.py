@@ -1,0 +1,16 @@
+"""Slow model work off Gradio's event thread, so a handler can stream what it is doing."""
+from __future__ import annotations
+
+
+def in_background(work):
+    """Runs `work(progress)` in a thread: returns the queue its progress events arrive on (None
+    once it is done) and the Future holding its result or error."""
+    import queue
+    from concurrent.futures import ThreadPoolExecutor
+
+    events = queue.SimpleQueue()
+    pool = ThreadPoolExecutor(1, thread_name_prefix="tutor-generate")
+    done = pool.submit(work, events.put)
+    done.add_done_callback(lambda _: events.put(None))
+    pool.shutdown(wait=False)  # the thread ends with the work
+    return events, done
