@@ -213,7 +213,7 @@ def test_progress_tells_each_call_and_candidate_as_it_is_checked(vault):
     assert bad.text == "Amazon EMR" and bad.reason.startswith("restates the correct option 'Amazon EMR'")
     assert events == [
         Progress("call", call=1, most=3),
-        Progress("rejected", "Amazon EMR", bad.reason, call=1),
+        Progress("rejected", "Amazon EMR", bad.reason, call=1, why="correct", of="Amazon EMR"),
         Progress("accepted", "AWS Glue", call=1),
         Progress("accepted", "Amazon Athena", call=1),
         Progress("call", call=2, most=3),

@@ -370,6 +370,15 @@ def test_generating_shows_the_running_log_while_the_model_works(ws):
     assert "✨ Generated" in text and result == "" and session["generated"].id == "gen-123"
 
 
+def test_the_korean_log_says_in_korean_why_an_option_was_rejected():
+    rejected = Progress("rejected", "1MB/s", "restates the correct option '1MB/s' (same words)", call=1,
+                        why="correct", of="1MB/s")
+    assert "✗ 1MB/s — 정답 보기 &#x27;1MB/s&#x27;와 같은 말" in render.generation_log("ko", [rejected])
+    assert "restates the correct option" in render.generation_log("en", [rejected])
+    junk = Progress("rejected", "", "the answer was not valid JSON for the form: x", call=1, why="invalid")
+    assert "✗ 모델의 답이 정해진 JSON 형식이 아님" in render.generation_log("ko", [junk])
+
+
 def test_export_offers_the_file(ws):
     update = practice_tab.export(ws, "anki", "", "en")
     assert update["value"].endswith("q.apkg") and update["visible"]

@@ -103,7 +103,8 @@ def generation_log(lang: str, events) -> str:
         elif event.kind == "accepted":
             lines.append(("gen-ok", f"✓ {event.text}"))
         elif event.kind == "rejected":
-            lines.append(("gen-no", f"✗ {event.text} — {event.reason}" if event.text else f"✗ {event.reason}"))
+            reason = t(lang, f"why_{event.why}", of=event.of, reason=event.reason) if event.why else event.reason
+            lines.append(("gen-no", f"✗ {event.text} — {reason}" if event.text else f"✗ {reason}"))
     items = "".join(f'<li class="{kind}">{escape(text)}</li>' for kind, text in lines[-LOG_LINES:])
     return busy(lang, "generating", f'<ul class="gen-log" id="gen-log">{items}</ul>' if items else "")
 

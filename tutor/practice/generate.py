@@ -74,6 +74,8 @@ class Progress:
     reason: str = ""  # why it was rejected, as the checker says it
     call: int = 0  # the model call it belongs to, from 1 ("end": the calls made)
     most: int = 0  # "call": the most calls this generation can make, this one included
+    why: str = ""  # "rejected": the check's kind (`Rejection.kind`), so a UI can word it in its language
+    of: str = ""  # "rejected": what the candidate copies (`Rejection.of`)
 
 
 @dataclass
@@ -86,15 +88,15 @@ class Run:
     first_try: bool = False  # every requested option passed on the first call
     progress: Callable[[Progress], None] | None = None
 
-    def tell(self, kind: str, text: str = "", reason: str = "", most: int = 0) -> None:
+    def tell(self, kind: str, text: str = "", reason: str = "", most: int = 0, why: str = "", of: str = "") -> None:
         if self.progress is not None:
-            self.progress(Progress(kind, text, reason, self.calls, most))
+            self.progress(Progress(kind, text, reason, self.calls, most, why, of))
 
     def checked(self, accepted: Sequence[Candidate], rejected: Sequence[Rejection]) -> None:
         for candidate in accepted:
             self.tell("accepted", candidate.text)
         for rejection in rejected:
-            self.tell("rejected", rejection.text, rejection.reason)
+            self.tell("rejected", rejection.text, rejection.reason, why=rejection.kind, of=rejection.of)
 
 
 @dataclass
