@@ -131,6 +131,23 @@ def test_model_sees_notes_but_never_the_key(retriever):
     assert "1MB" not in closed and kinesis.stem in closed
 
 
+def test_a_budget_cuts_the_notes_as_chat_does(retriever):
+    from tutor.chat import estimate_tokens
+
+    kinesis = vault_items(retriever.store.questions())[0]
+    model = RecordingChat(messages=iter([AIMessage('{"answer": ["A"]}')] * 2))
+    whole = evaluate_mc(model, [kinesis], retriever, k=5)
+    budget = 50
+    cut = evaluate_mc(model, [kinesis], retriever, k=5, budget=budget)
+    whole_notes, cut_notes = (sent[-1].content.split("\n\nQuestion:")[0] for sent in model.sent)
+    assert whole["accuracy"] == cut["accuracy"] == 1.0 and cut["budget"] == budget and whole["budget"] is None
+    assert estimate_tokens(whole_notes) > budget and len(cut_notes) < len(whole_notes)
+    cut_blocks = cut_notes.split("\n", 1)[1].split("\n\n")
+    assert cut_blocks and estimate_tokens("\n\n".join(cut_blocks)) <= budget + 5 * len(cut_blocks)
+    for block in cut_blocks:  # each a retrieved section, whole or its beginning
+        assert block.split("\n", 1)[1].removesuffix(" …") in whole_notes
+
+
 def test_select_two_asks_for_two():
     two = Item("two", "Pick two", {"A": "a", "B": "b", "C": "c"}, ("A", "C"))
     assert "Choose exactly 2 options." in prompt(two, None)[-1].content
@@ -197,7 +214,7 @@ def test_cli_json_with_a_model(vault, monkeypatch):
     assert set(report["retrieval"]["dense"]) == {"recall@1", "recall@3", "mrr", "n"}
     assert report["multiple_choice"] == {
         "accuracy": 0.5, "partial": 0.5, "invalid": 1, "n": 2,
-        "seconds_per_question": report["multiple_choice"]["seconds_per_question"],
+        "seconds_per_question": report["multiple_choice"]["seconds_per_question"], "budget": None,
     }
 
 

@@ -23,6 +23,9 @@ EXCLUSION = "each question's own 📝 관련 문제 section is excluded from the
 @click.option("--llm", "llm_spec", default=None,
               help="Chat model: 'default', 'ollama:MODEL' or 'llamacpp:/path.gguf' (default $TUTOR_LLM).")
 @click.option("--no-llm", is_flag=True, help="Measure retrieval only.")
+@click.option("--budget", type=click.IntRange(min=1), default=None,
+              help="Cut the sections the model reads to this many tokens, as chat does "
+                   "(chat's default: $TUTOR_CONTEXT_TOKENS or 380). Default: the k sections whole.")
 @click.option("--questions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A JSONL exam (id, question, options, answer) to answer with and without your notes.")
 @click.option("--generation", is_flag=True,
@@ -30,8 +33,8 @@ EXCLUSION = "each question's own 📝 관련 문제 section is excluded from the
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="With --generation: only the first N questions (by id).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def eval_command(notes: Path, k: int, llm_spec: str | None, no_llm: bool, questions: Path | None,
-                 generation: bool, limit: int | None, as_json: bool):
+def eval_command(notes: Path, k: int, llm_spec: str | None, no_llm: bool, budget: int | None,
+                 questions: Path | None, generation: bool, limit: int | None, as_json: bool):
     """Measure how well the tutor finds the right note and answers exam questions.
 
     The vault's own practice questions are the gold set: each question's note is the right
@@ -69,12 +72,12 @@ def eval_command(notes: Path, k: int, llm_spec: str | None, no_llm: bool, questi
             model = get_chat_model(llm_spec, temperature=0.0, seed=1, max_tokens=64)
             if exam:
                 report["external"] = {
-                    "with_notes": evaluate_mc(model, exam, retriever, k, _bar("Exam with notes", as_json)),
+                    "with_notes": evaluate_mc(model, exam, retriever, k, _bar("Exam with notes", as_json), budget),
                     "closed_book": evaluate_mc(model, exam, None, k, _bar("Exam closed book", as_json)),
                 }
             else:
                 items = vault_items(records)
-                report["multiple_choice"] = evaluate_mc(model, items, retriever, k, _bar("Answering", as_json))
+                report["multiple_choice"] = evaluate_mc(model, items, retriever, k, _bar("Answering", as_json), budget)
     except (RetrievalError, EmbedderError, LLMError, ExamFileError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:

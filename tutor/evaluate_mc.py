@@ -8,7 +8,7 @@ asks for; a reply that still does not validate counts as invalid (and wrong), ne
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from string import Template
 from typing import Literal, Sequence
@@ -177,12 +177,16 @@ def prompt(item: Item, hits: Sequence[Hit] | None) -> list:
     return [SystemMessage(SYSTEM), HumanMessage(user)]
 
 
-def answer(model, item: Item, retriever=None, k: int = 5) -> Outcome:
-    """Ask the model one question; a reply that does not validate is an invalid answer."""
+def answer(model, item: Item, retriever=None, k: int = 5, fit=None) -> Outcome:
+    """Ask the model one question; a reply that does not validate is an invalid answer.
+    ``fit`` cuts the hits to a token budget as the chat does (`ChatEngine.fit_sources`)."""
     from tutor.llm import LLMError, structured
 
     start = time.perf_counter()
     hits = retriever.search(item.query, k=k, exclude=item.exclude) if retriever else None
+    if hits and fit:
+        hit_at = {(hit.note, hit.line): hit for hit in hits}
+        hits = [replace(hit_at[s.note, s.line], text=s.text) for s in fit(hits)]
     try:
         chosen = tuple(sorted(structured(model, choice_schema(item)).invoke(prompt(item, hits)).answer))
     except LLMError as exc:
@@ -196,11 +200,19 @@ def answer(model, item: Item, retriever=None, k: int = 5) -> Outcome:
     return Outcome(chosen, set(chosen) == set(item.answer), len(right) / len(item.answer), seconds)
 
 
-def evaluate_mc(model, items: Sequence[Item], retriever=None, k: int = 5, progress: Progress | None = None) -> dict:
-    """Accuracy (exact set), partial credit, invalid replies and seconds per question."""
+def evaluate_mc(model, items: Sequence[Item], retriever=None, k: int = 5, progress: Progress | None = None,
+                budget: int | None = None) -> dict:
+    """Accuracy (exact set), partial credit, invalid replies and seconds per question.
+    ``budget``: the model reads the sections cut to that many tokens, as the chat's model does;
+    None: the k sections whole."""
+    fit = None
+    if budget and retriever:
+        from tutor.chat import ChatEngine
+
+        fit = ChatEngine(retriever, model, vault_name="", k=k, budget_tokens=budget).fit_sources
     outcomes = []
     for done, item in enumerate(items, 1):
-        outcomes.append(answer(model, item, retriever, k))
+        outcomes.append(answer(model, item, retriever, k, fit))
         if progress:
             progress(done, len(items))
     n = len(outcomes)
@@ -210,4 +222,5 @@ def evaluate_mc(model, items: Sequence[Item], retriever=None, k: int = 5, progre
         "invalid": sum(o.chosen is None for o in outcomes),
         "n": n,
         "seconds_per_question": sum(o.seconds for o in outcomes) / n if n else None,
+        "budget": budget if fit else None,
     }
