@@ -426,7 +426,7 @@ def test_regenerating_a_stale_question_shows_the_running_log_then_the_panels(ws)
 
 
 def test_regenerating_nothing_picked_says_pick_one(ws):
-    with pytest.warns(UserWarning, match="."):
+    with pytest.warns(UserWarning, match=TEXT["en"]["pick_stale"]):
         (card, problems, stale, pick, actions), = notes_tab.regenerate(ws, None, "en")
     assert "gen-old" in stale and ws.dropped == []
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from contextlib import closing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Literal, Sequence
 from urllib.parse import quote
 
@@ -273,24 +273,12 @@ class ChatEngine:
         return query
 
     def fit_sources(self, hits) -> list[Source]:
-        """Number the hits in rank order within the token budget: whole while they fit, the
-        first that does not is cut to the room left, and lower-ranked ones are skipped once
-        the room left is too small for a useful excerpt."""
-        sources: list[Source] = []
-        room = self.budget_tokens
-        for hit in hits:
-            source = self._source(len(sources) + 1, hit, hit.text)
-            cost = self.count_tokens(self._block(source))
-            if cost > room:
-                if room < MIN_SOURCE_TOKENS:
-                    continue
-                source = self._source(source.n, hit, self._cut(source, room))
-                cost = self.count_tokens(self._block(source))
-                if cost > room:  # the heading alone does not fit
-                    continue
-            sources.append(source)
-            room -= cost
-        return sources
+        """The hits numbered in rank order within the token budget (`fit_texts`)."""
+        def cost(n: int, hit, text: str) -> int:
+            return self.count_tokens(self._block(self._source(n, hit, text)))
+
+        return [self._source(n, hit, text)
+                for n, (hit, text) in enumerate(fit_texts(hits, self.budget_tokens, cost), 1)]
 
     def _source(self, n: int, hit, text: str) -> Source:
         return Source(n=n, note=hit.note, title=hit.title, heading=" > ".join(hit.headings),
@@ -301,23 +289,46 @@ class ChatEngine:
         return prompts.render(prompts.SOURCE_BLOCK, n=source.n,
                               heading=source.heading or source.title, text=source.text)
 
-    def _cut(self, source: Source, room: int) -> str:
-        """The longest prefix of the text (ending at a line or word break) that fits."""
-        text, lo, hi = source.text, 0, len(source.text)
-        while lo < hi:  # binary search on characters: the count grows with the prefix
-            mid = (lo + hi + 1) // 2
-            candidate = replace(source, text=text[:mid] + " …")
-            if self.count_tokens(self._block(candidate)) <= room:
-                lo = mid
-            else:
-                hi = mid - 1
-        cut = text[:lo]
-        for sep in ("\n", " "):
-            at = cut.rfind(sep)
-            if at > lo * 0.7:
-                cut = cut[:at]
-                break
-        return cut.rstrip() + " …"
+
+def fit_texts(hits, budget: int, cost: Callable[[int, Any, str], int]) -> list[tuple[Any, str]]:
+    """(hit, text) in rank order within ``budget`` tokens, ``cost(n, hit, text)`` being what
+    the hit costs as the n-th block of the prompt: whole while they fit, the first that does
+    not is cut to the room left, and lower-ranked ones are skipped once the room left is too
+    small for a useful excerpt. The chat and `tutor eval --budget` share it, so the multiple
+    choice is measured on what the chat's model reads."""
+    kept: list[tuple[Any, str]] = []
+    room = budget
+    for hit in hits:
+        n, text = len(kept) + 1, hit.text
+        spent = cost(n, hit, text)
+        if spent > room:
+            if room < MIN_SOURCE_TOKENS:
+                continue
+            text = _cut(text, lambda t: cost(n, hit, t) <= room)
+            spent = cost(n, hit, text)
+            if spent > room:  # the heading alone does not fit
+                continue
+        kept.append((hit, text))
+        room -= spent
+    return kept
+
+
+def _cut(text: str, fits: Callable[[str], bool]) -> str:
+    """The longest prefix of ``text`` (ending at a line or word break) that, marked " …", fits."""
+    lo, hi = 0, len(text)
+    while lo < hi:  # binary search on characters: the count grows with the prefix
+        mid = (lo + hi + 1) // 2
+        if fits(text[:mid] + " …"):
+            lo = mid
+        else:
+            hi = mid - 1
+    cut = text[:lo]
+    for sep in ("\n", " "):
+        at = cut.rfind(sep)
+        if at > lo * 0.7:
+            cut = cut[:at]
+            break
+    return cut.rstrip() + " …"
 
 
 def unknown_names(terms, query: str) -> list[str]:

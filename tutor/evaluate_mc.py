@@ -169,24 +169,29 @@ def prompt(item: Item, hits: Sequence[Hit] | None) -> list:
     if hits is None:
         user = render(CLOSED_BOOK, **values)
     else:
-        notes = [
-            render(NOTE_BLOCK, n=i, title=hit.title, heading=" › ".join(hit.headings), text=hit.text)
-            for i, hit in enumerate(hits, 1)
-        ]
+        notes = [_note_block(i, hit, hit.text) for i, hit in enumerate(hits, 1)]
         user = render(WITH_NOTES, notes="\n\n".join(notes) or "(no notes found)", **values)
     return [SystemMessage(SYSTEM), HumanMessage(user)]
 
 
-def answer(model, item: Item, retriever=None, k: int = 5, fit=None) -> Outcome:
+def _note_block(n: int, hit: Hit, text: str) -> str:
+    from tutor.prompts import render
+
+    return render(NOTE_BLOCK, n=n, title=hit.title, heading=" › ".join(hit.headings), text=text)
+
+
+def answer(model, item: Item, retriever=None, k: int = 5, budget: int | None = None) -> Outcome:
     """Ask the model one question; a reply that does not validate is an invalid answer.
-    ``fit`` cuts the hits to a token budget as the chat does (`ChatEngine.fit_sources`)."""
+    ``budget``: the hits are cut to that many tokens as the chat cuts its sources."""
+    from tutor.chat import fit_texts, token_counter
     from tutor.llm import LLMError, structured
 
     start = time.perf_counter()
     hits = retriever.search(item.query, k=k, exclude=item.exclude) if retriever else None
-    if hits and fit:
-        hit_at = {(hit.note, hit.line): hit for hit in hits}
-        hits = [replace(hit_at[s.note, s.line], text=s.text) for s in fit(hits)]
+    if hits and budget:
+        count = token_counter(model)
+        fitted = fit_texts(hits, budget, lambda n, hit, text: count(_note_block(n, hit, text)))
+        hits = [replace(hit, text=text) for hit, text in fitted]
     try:
         chosen = tuple(sorted(structured(model, choice_schema(item)).invoke(prompt(item, hits)).answer))
     except LLMError as exc:
@@ -205,14 +210,9 @@ def evaluate_mc(model, items: Sequence[Item], retriever=None, k: int = 5, progre
     """Accuracy (exact set), partial credit, invalid replies and seconds per question.
     ``budget``: the model reads the sections cut to that many tokens, as the chat's model does;
     None: the k sections whole."""
-    fit = None
-    if budget and retriever:
-        from tutor.chat import ChatEngine
-
-        fit = ChatEngine(retriever, model, vault_name="", k=k, budget_tokens=budget).fit_sources
     outcomes = []
     for done, item in enumerate(items, 1):
-        outcomes.append(answer(model, item, retriever, k, fit))
+        outcomes.append(answer(model, item, retriever, k, budget))
         if progress:
             progress(done, len(items))
     n = len(outcomes)
@@ -222,5 +222,5 @@ def evaluate_mc(model, items: Sequence[Item], retriever=None, k: int = 5, progre
         "invalid": sum(o.chosen is None for o in outcomes),
         "n": n,
         "seconds_per_question": sum(o.seconds for o in outcomes) / n if n else None,
-        "budget": budget if fit else None,
+        "budget": budget if retriever else None,
     }

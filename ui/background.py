@@ -1,6 +1,8 @@
 """Slow model work off Gradio's event thread, so a handler can stream what it is doing."""
 from __future__ import annotations
 
+from ui import render
+
 
 def in_background(work):
     """Runs `work(progress)` in a thread: returns the queue its progress events arrive on (None
@@ -14,3 +16,11 @@ def in_background(work):
     done.add_done_callback(lambda _: events.put(None))
     pool.shutdown(wait=False)  # the thread ends with the work
     return events, done
+
+
+def running_log(events, lang: str):
+    """The generation log as HTML, once more after each progress event until the work is done."""
+    log = []
+    for event in iter(events.get, None):
+        log.append(event)
+        yield render.generation_log(lang, log)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from ui import render
-from ui.background import in_background
+from ui.background import in_background, running_log
 from ui.text import info, warn, message_for, t
 
 STAGE_SHARE = {"parse": (0.0, 0.2), "embed": (0.2, 0.95), "write": (0.95, 1.0)}  # of the progress bar
@@ -60,10 +60,8 @@ def regenerate(ws, item_id: str | None, lang: str) -> Iterator[tuple]:
         yield panels(ws, lang)
         return
     events, done = in_background(lambda progress: ws.regenerate(item_id, progress=progress))
-    log = []
-    for event in iter(events.get, None):
-        log.append(event)
-        yield gr.update(), gr.update(), render.generation_log(lang, log), gr.update(), gr.update()
+    for log in running_log(events, lang):
+        yield gr.update(), gr.update(), log, gr.update(), gr.update()
     try:
         fresh = done.result()
     except Exception as exc:

@@ -11,7 +11,7 @@ import time
 from typing import Iterator
 
 from ui import render
-from ui.background import in_background
+from ui.background import in_background, running_log
 from ui.text import info, warn, message_for, t
 
 RANDOM = ""  # the tag choice meaning every note
@@ -118,10 +118,8 @@ def generate(ws, session: dict, kind: str, lang: str) -> Iterator[tuple]:
         return made, ws.as_record(made)
 
     events, done = in_background(work)
-    log = []
-    for event in iter(events.get, None):
-        log.append(event)
-        yield (*_unchanged(session)[:4], render.generation_log(lang, log), gr.update())
+    for log in running_log(events, lang):
+        yield (*_unchanged(session)[:4], log, gr.update())
     try:
         made, record = done.result()
     except Exception as exc:

@@ -9,7 +9,7 @@ import time
 from datetime import datetime
 from html import escape
 
-from ui.text import t
+from ui.text import rejected_because, t
 
 SNIPPET_CHARS = 280
 LOG_LINES = 12  # of a generation's running log: the latest calls and candidates
@@ -103,7 +103,7 @@ def generation_log(lang: str, events) -> str:
         elif event.kind == "accepted":
             lines.append(("gen-ok", f"✓ {event.text}"))
         elif event.kind == "rejected":
-            reason = t(lang, f"why_{event.why}", of=event.of, reason=event.reason) if event.why else event.reason
+            reason = rejected_because(lang, event.why, event.of, event.reason)
             lines.append(("gen-no", f"✗ {event.text} — {reason}" if event.text else f"✗ {reason}"))
     items = "".join(f'<li class="{kind}">{escape(text)}</li>' for kind, text in lines[-LOG_LINES:])
     return busy(lang, "generating", f'<ul class="gen-log" id="gen-log">{items}</ul>' if items else "")

@@ -79,10 +79,6 @@ TEXT: dict[str, dict[str, str]] = {
         "session_score": "This session: {right}/{total}",
         "generating": "Generating with the local model - about half a minute on a laptop CPU…",
         "gen_call": "Model call {k} (at most {n})…",
-        # why a generated option was rejected, by the check's kind: English keeps the checker's words
-        "why_empty": "{reason}", "why_correct": "{reason}", "why_existing": "{reason}", "why_duplicate": "{reason}",
-        "why_example": "{reason}", "why_giveaway": "{reason}", "why_unknown": "{reason}", "why_invalid": "{reason}",
-        "why_question": "{reason}",
         "generated_variant": "New variant: {kept} correct option(s) kept, {new} new wrong option(s), each checked against your notes.",
         "generated_question": "New question from {note}: checked against your notes.",
         "generated_missing": "{missing} wrong option(s) did not pass the checks and were left out.",
@@ -213,15 +209,6 @@ TEXT: dict[str, dict[str, str]] = {
         "session_score": "이번 세션: {right}/{total}",
         "generating": "로컬 모델로 만드는 중 - 노트북 CPU에서 30초쯤 걸립니다…",
         "gen_call": "모델 호출 {k}번째 (최대 {n}번)…",
-        "why_empty": "비어 있음",
-        "why_correct": "정답 보기 '{of}'와 같은 말",
-        "why_existing": "이미 있는 보기 '{of}'와 같은 말",
-        "why_duplicate": "다른 새 보기 '{of}'와 같은 말",
-        "why_example": "예시 문제에만 나오는 '{of}'을(를) 씀 - 이 문제의 노트에는 없음",
-        "why_giveaway": "길이나 단정적인 표현('항상', '절대' 등) 때문에 오답임이 드러남",
-        "why_unknown": "노트에 나오지 않는 이름이나 낱말을 씀",
-        "why_invalid": "모델의 답이 정해진 JSON 형식이 아님",
-        "why_question": "새 문제가 검사를 통과하지 못함 ({reason})",
         "generated_variant": "새 변형: 정답 {kept}개는 그대로, 새 오답 {new}개 - 모두 노트와 대조해 검사했습니다.",
         "generated_question": "{note}에서 만든 새 문제 - 노트와 대조해 검사했습니다.",
         "generated_missing": "오답 {missing}개는 검사를 통과하지 못해 뺐습니다.",
@@ -298,6 +285,27 @@ def lang_of(accept_language: str | None) -> str:
         if primary in TEXT:
             return primary
     return "en"
+
+
+# Why a generated option was rejected, by the check's kind (`Rejection.kind`). English, and a
+# kind without an entry here, show the checker's own words.
+REJECTED_BECAUSE: dict[str, dict[str, str]] = {
+    "ko": {
+        "empty": "비어 있음",
+        "correct": "정답 보기 '{of}'와 같은 말",
+        "existing": "이미 있는 보기 '{of}'와 같은 말",
+        "duplicate": "다른 새 보기 '{of}'와 같은 말",
+        "example": "예시 문제에만 나오는 '{of}'을(를) 씀 - 이 문제의 노트에는 없음",
+        "giveaway": "길이나 단정적인 표현('항상', '절대' 등) 때문에 오답임이 드러남",
+        "unknown": "노트에 나오지 않는 이름이나 낱말을 씀",
+        "invalid": "모델의 답이 정해진 JSON 형식이 아님",
+        "question": "새 문제가 검사를 통과하지 못함 ({reason})",
+    },
+}
+
+
+def rejected_because(lang: str, kind: str, of: str, reason: str) -> str:
+    return REJECTED_BECAUSE.get(lang, {}).get(kind, "{reason}").format(of=of, reason=reason)
 
 
 def t(lang: str, key: str, **values) -> str:
