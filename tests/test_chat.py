@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -434,3 +435,62 @@ def test_one_known_name_is_enough_to_answer(vault, question):
     eng = engine(vault, ["답 [1]"])
     _, _, answer = run(eng, question)
     assert answer.grounded and len(eng.model.seen) == 1
+
+
+class ReadingChat(QueuedChat):
+    """A chat model that can read a prompt ahead, as the llama.cpp backend does."""
+
+    read: list = Field(default_factory=list)
+    during: Any = None  # called once a pre-read has started, before it checks whether to stop
+    stopped: bool = False
+
+    def preread(self, messages, stop):
+        self.read.append(messages)
+        if self.during:
+            self.during()
+        self.stopped = stop()
+        return 0 if self.stopped else 100
+
+
+def test_preread_reads_the_prompt_up_to_the_question(vault):
+    eng = ChatEngine(SpyRetriever(vault), ReadingChat(replies=["샤드 하나는 초당 1MB [1]."]),
+                     vault_name=vault.name, min_relevance=0.0)
+    assert eng.preread("Kinesis 샤드 하나의 쓰기") == 100
+    run(eng, "Kinesis 샤드 하나의 쓰기 처리량은?")
+    (system, ahead), = eng.model.read
+    asked_system, asked = eng.model.seen[0]
+    assert system.content == asked_system.content
+    assert ahead.content.endswith("Question: ") and "Kinesis" not in ahead.content.split("Sources:")[0]
+    assert asked.content.startswith(ahead.content)  # what was read is the start of what is asked
+    assert asked.content[len(ahead.content):].startswith("Kinesis 샤드 하나의 쓰기 처리량은?")
+
+
+def test_preread_reads_nothing_the_answer_would_not(vault):
+    refusing = ChatEngine(SpyRetriever(vault), ReadingChat(replies=[]), vault_name=vault.name, min_relevance=0.999)
+    assert refusing.preread("김치찌개 끓이는 법") == 0 and refusing.model.read == []
+    assert engine(vault, []).preread("Kinesis 샤드") == 0  # a model that cannot read ahead
+    eng = ChatEngine(SpyRetriever(vault), ReadingChat(replies=[]), vault_name=vault.name, min_relevance=0.0)
+    assert eng.preread("   ") == 0 and eng.retriever.queries == []
+    assert eng.preread("Kinesis 샤드", stop=lambda: True) == 0 and eng.model.read == []
+
+
+def test_asking_stops_a_preread(vault):
+    eng = ChatEngine(SpyRetriever(vault), ReadingChat(replies=["샤드 [1]."]), vault_name=vault.name,
+                     min_relevance=0.0)
+    eng.model.during = lambda: next(eng.ask("Kinesis 샤드 처리량은?"))  # asked while it reads
+    assert eng.preread("Kinesis 샤드") == 0 and eng.model.stopped
+    eng.model.during = None
+    assert eng.preread("Kinesis 샤드") == 100 and not eng.model.stopped
+
+
+def test_preread_of_a_follow_up_reads_the_conversation_its_rewrite_starts_with(vault):
+    history = [("Kinesis 샤드 처리량은?", "초당 1MB [1].")]
+    eng = ChatEngine(SpyRetriever(vault), ReadingChat(replies=["Glue 크롤러는 무엇을 하나요?", "스캔한다 [1]."]),
+                     vault_name=vault.name, min_relevance=0.0)
+    assert eng.preread("그럼 Glue", history=history) == 100
+    assert eng.retriever.queries == []  # its search waits for the rewrite
+    run(eng, "그럼 Glue는?", history=history)
+    (system, ahead), = eng.model.read
+    rewrite_system, rewrite = eng.model.seen[0]
+    assert system.content == rewrite_system.content and "Kinesis 샤드 처리량은?" in ahead.content
+    assert rewrite.content.startswith(ahead.content) and ahead.content.endswith("Follow-up question: ")

@@ -57,3 +57,22 @@ def test_out_of_domain_question_is_refused_in_its_language(engine):
     answer = list(engine.ask("김치찌개 맛있게 끓이는 법 알려줘"))[-1][1]
     assert not answer.grounded and answer.citations == []
     assert HANGUL.search(answer.text) and answer.sources  # says so, shows the closest sections
+
+
+@pytest.mark.slow
+def test_sources_read_while_typing_are_not_read_again(engine, monkeypatch):
+    """Counted in tokens the model evaluates, not seconds, so a busy machine cannot fail it."""
+    llama = engine.model.llama
+    evaluated: list[int] = []
+    real_eval = llama.eval
+    monkeypatch.setattr(llama, "eval", lambda toks: evaluated.append(len(toks)) or real_eval(toks))
+    engine.warm()  # the system prompt, as the app reads it at start-up
+    evaluated.clear()
+    question = "Glue 크롤러는 무슨 일을 하나요?"
+    read = engine.preread(question)
+    assert read > 300 and sum(evaluated) > 200  # the sources, in small batches
+    assert max(evaluated) <= 32
+    evaluated.clear()
+    answer = list(engine.ask(question))[-1][1]
+    assert answer.grounded, answer.text
+    assert 0 < evaluated[0] < 60 < read // 5  # only the question and the instruction after it

@@ -60,6 +60,7 @@ QUESTION_OPENERS = frozenset(
     "there this that these those".split()
 )
 
+_TYPING = "\x00"  # where the question goes in a prompt read ahead of it
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u3130-\u318f]")
 _CITATION = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 # "[1] [2]" or "- [2]": citation numbers and nothing else
@@ -160,6 +161,7 @@ class ChatEngine:
         self.retriever, self.model, self.vault_name = retriever, model, vault_name
         self.k, self.budget_tokens = k, budget_tokens or default_context_tokens()
         self._known: tuple[int | None, Any] = (None, None)  # (index generation, IndexTerms)
+        self._asks = 0  # questions asked so far: a pre-read stops when this moves
         self.count_tokens = count_tokens or token_counter(model)
         if min_relevance is not None:
             self.min_relevance = {"ko": min_relevance, "en": min_relevance}
@@ -192,39 +194,81 @@ class ChatEngine:
         question = question.strip()
         if not question:
             raise ValueError("Ask a question: the text is empty.")
+        self._asks += 1  # a pre-read in progress stops: the model is wanted now
         lang = language_of(question)
         query = self.standalone_query(question, history) if history else question
         hits = self.retriever.search(query, k=self.k, tags=tuple(tags))
         sources = self.fit_sources(hits)
         yield "sources", sources
 
-        best = max((h.dense for h in hits), default=-1.0)
-        unknown = unknown_names(self._terms(), query) if sources else []
-        if not sources or best < self.min_relevance[lang] or unknown:
-            log.info("Not answering %r: best cosine %.3f, names no note mentions %s", query, best, unknown)
-            refusal = prompts.REFUSAL[lang]
-            if unknown:
-                refusal = prompts.render(prompts.UNKNOWN_NAMES[lang], names=", ".join(unknown)) + " " + refusal
+        if refusal := self._refusal(query, lang, hits, sources):
             yield "token", refusal
             yield "done", Answer(question, query, refusal, False, [], sources)
             return
 
         yield from self._generate(question, query, lang, sources)
 
-    def _generate(self, question: str, query: str, lang: str,
-                  sources: list[Source]) -> Iterator[ChatEvent]:
-        """Stream the model's answer through the citation filter, then judge it."""
+    def preread(self, partial: str, tags: Sequence[str] = (), stop: Callable[[], bool] = lambda: False,
+                history: Sequence[tuple[str, str]] = ()) -> int:
+        """While the user is still typing a question, let the model read what its prompt will
+        start with (llama.cpp only). For a first question: the sources found for the text so
+        far, so that if the finished question finds the same ones, its answer starts after
+        reading only the question. For a follow-up: the conversation its rewrite reads.
+        Stops when ``stop()`` says the text changed or a question is asked; returns the prompt
+        tokens read ahead (0 when there is nothing to read: no model support, a refusal)."""
+        preread = getattr(self.model, "preread", None)
+        partial = partial.strip()
+        if not preread or not partial:
+            return 0
+        asks = self._asks
+
+        def halted() -> bool:
+            return self._asks != asks or stop()
+
+        if history:
+            messages = self._rewrite_messages(_TYPING, history)
+        else:
+            lang = language_of(partial)
+            hits = self.retriever.search(partial, k=self.k, tags=tuple(tags))
+            sources = self.fit_sources(hits)
+            if halted() or self._refusal(partial, lang, hits, sources, quiet=True):
+                return 0
+            messages = self._messages(_TYPING, lang, sources)
+        system, user = messages
+        return preread([system, type(user)(user.content.split(_TYPING)[0])], halted)
+
+    def _refusal(self, query: str, lang: str, hits, sources: list[Source], quiet: bool = False) -> str | None:
+        """What to say instead of answering, when the notes cannot answer ``query``."""
+        best = max((h.dense for h in hits), default=-1.0)
+        unknown = unknown_names(self._terms(), query) if sources else []
+        if sources and best >= self.min_relevance[lang] and not unknown:
+            return None
+        if not quiet:
+            log.info("Not answering %r: best cosine %.3f, names no note mentions %s", query, best, unknown)
+        refusal = prompts.REFUSAL[lang]
+        if unknown:
+            refusal = prompts.render(prompts.UNKNOWN_NAMES[lang], names=", ".join(unknown)) + " " + refusal
+        return refusal
+
+    def _messages(self, query: str, lang: str, sources: list[Source]) -> list:
         from langchain_core.messages import HumanMessage, SystemMessage
 
         user = prompts.render(
             prompts.ANSWER_USER, question=query, language=prompts.LANGUAGES[lang],
             sources="\n\n".join(self._block(s) for s in sources))
+        return [SystemMessage(prompts.ANSWER_SYSTEM), HumanMessage(user)]
+
+    def _generate(self, question: str, query: str, lang: str,
+                  sources: list[Source]) -> Iterator[ChatEvent]:
+        """Stream the model's answer through the citation filter, then judge it."""
+        from langchain_core.messages import HumanMessage
+
+        messages = self._messages(query, lang, sources)
         headings = {s.heading for s in sources}
         for attempt in range(2):
             stream = _CitationStream({s.n: s.text for s in sources}, headings)
             emitted: list[str] = []
-            with closing(self.model.stream([SystemMessage(prompts.ANSWER_SYSTEM),
-                                            HumanMessage(user)])) as chunks:
+            with closing(self.model.stream(messages)) as chunks:
                 for chunk in chunks:
                     if piece := stream.feed(chunk.text):
                         emitted.append(piece)
@@ -236,7 +280,8 @@ class ChatEngine:
                 break
             # It began by reciting its sources: once more, told not to (nothing was shown yet).
             log.info("The model recited a source heading before answering; asking again")
-            user += "\n\n" + prompts.NO_RECITING
+            system, user = messages
+            messages = [system, HumanMessage(user.content + "\n\n" + prompts.NO_RECITING)]
         tail = stream.finish()
         said = "".join(emitted) + tail
         if stream.refused:
@@ -254,6 +299,16 @@ class ChatEngine:
 
     def standalone_query(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         """Turn a follow-up ("그럼 Glue는?") into a query that retrieves on its own."""
+        reply = self.model.invoke(self._rewrite_messages(question, history), stop=["\n"])
+        line = next((ln for ln in reply.text.splitlines() if ln.strip()), "")
+        query = re.sub(r"^\s*(standalone query|query)\s*:\s*", "", line, flags=re.I)
+        query = query.strip().strip("\"'`“”").strip()
+        if not query or len(query) > 4 * len(question) + 200:
+            log.info("Rewrite gave %r; searching the question as asked", reply.text[:80])
+            return question
+        return query
+
+    def _rewrite_messages(self, question: str, history: Sequence[tuple[str, str]]) -> list:
         from langchain_core.messages import HumanMessage, SystemMessage
 
         lines = []
@@ -262,15 +317,7 @@ class ChatEngine:
             lines += [f"User: {' '.join(user.split())}", f"Tutor: {answer}"]
         prompt = prompts.render(prompts.REWRITE_USER, conversation="\n".join(lines),
                                 question=question)
-        reply = self.model.invoke([SystemMessage(prompts.REWRITE_SYSTEM), HumanMessage(prompt)],
-                                  stop=["\n"])
-        line = next((ln for ln in reply.text.splitlines() if ln.strip()), "")
-        query = re.sub(r"^\s*(standalone query|query)\s*:\s*", "", line, flags=re.I)
-        query = query.strip().strip("\"'`“”").strip()
-        if not query or len(query) > 4 * len(question) + 200:
-            log.info("Rewrite gave %r; searching the question as asked", reply.text[:80])
-            return question
-        return query
+        return [SystemMessage(prompts.REWRITE_SYSTEM), HumanMessage(prompt)]
 
     def fit_sources(self, hits) -> list[Source]:
         """The hits numbered in rank order within the token budget (`fit_texts`)."""
