@@ -64,6 +64,7 @@ class FakeWorkspace:
     llm_spec: str = "default"
     ollama_problem: str | None = None
     asked: list = field(default_factory=list)
+    typed: list = field(default_factory=list)
     saved: list = field(default_factory=list)
     dropped: list = field(default_factory=list)
 
@@ -78,6 +79,9 @@ class FakeWorkspace:
 
     def link(self, note):
         return f"obsidian://open?vault=notes&file={note}"
+
+    def typing(self, text, history, tags):
+        self.typed.append((text, list(history), tags))
 
     def ask(self, question, history, tags):
         self.asked.append((question, list(history), tuple(tags)))
@@ -469,6 +473,16 @@ def test_create_app_builds_without_serving(ws):
     assert {"chat", "question", "sources", "answer-one", "answer-many", "check", "reindex", "status"} <= ids
     assert app.tutor_i18n.translations["ko"]["tab_chat"] == TEXT["ko"]["tab_chat"]
     assert not app.is_running
+
+
+def test_typing_a_question_hands_it_to_the_workspace(ws):
+    from ui.app import create_app
+
+    app = create_app(ws)
+    typing = next(f for f in app.fns.values() if f.fn.__name__ == "typing_fn")
+    assert [t.elem_id for t in typing.inputs][0] == "question" and not typing.queue
+    typing.fn("Kinesis 샤드", [], ["service/kinesis"])
+    assert ws.typed == [("Kinesis 샤드", [], ("service/kinesis",))]
 
 
 def test_cli_imports_nothing_heavy():

@@ -140,6 +140,28 @@ def test_ask_streams_sources_then_tokens(vault, fake_embedder, fake_llm):
         ws.close()
 
 
+def test_typing_reads_ahead_a_first_question_once_the_model_is_loaded(vault, fake_embedder, fake_llm, monkeypatch):
+    from tutor.chat import ChatEngine
+
+    read = []
+    monkeypatch.setattr(ChatEngine, "preread",
+                        lambda self, text, tags=(), stop=None, history=(): read.append((text, tags, history)) or 0)
+    ws = started(vault)
+    try:
+        ws.typing("샤드 처리량")
+        assert not wait_for(lambda: read, timeout=1.0) and fake_llm == []  # typing never loads a model
+        list(ws.ask("샤드?"))
+        ws.typing("샤드 처리량", tags=("service/kinesis",))
+        assert wait_for(lambda: read) and read == [("샤드 처리량", ("service/kinesis",), ())]
+        ws.typing("그럼 S3는?", history=[("샤드?", "1MB [1]")])
+        assert wait_for(lambda: len(read) == 2) and read[1] == ("그럼 S3는?", (), (("샤드?", "1MB [1]"),))
+        monkeypatch.setenv("TUTOR_PREREAD", "0")
+        ws.typing("S3 스토리지")
+        assert not wait_for(lambda: len(read) > 2, timeout=1.0)
+    finally:
+        ws.close()
+
+
 def test_nothing_to_ask_before_the_first_index(vault, fake_embedder):
     ws = Workspace(vault)
     with pytest.raises(NotReady, match="still being indexed"):

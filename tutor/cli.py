@@ -54,7 +54,8 @@ def cli():
     sets the threads and $TUTOR_LLM_DRAFT_TOKENS the guesses per speculative step (default:
     8 where this CPU checks them cheaply, else none; 0 turns them off).
     $TUTOR_CONTEXT_TOKENS sets how much of the notes an answer reads (default 380 tokens:
-    the model reads them before its first word).
+    the model reads them before its first word). In `tutor ui` the model reads them while
+    you type; $TUTOR_PREREAD=0 turns that off.
     """
 
 

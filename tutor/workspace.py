@@ -10,6 +10,7 @@ one is committed.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class Workspace:
         self._retriever = None
         self._chat_model = None
         self._engine = None
+        self._prereader = None
         self._watcher = None
         self._wake = threading.Event()
         self._closed = False
@@ -242,6 +244,24 @@ class Workspace:
         if self._chat_model is None:
             yield "loading", self.llm_spec
         yield from self._engine_for_chat().ask(question, history=history, tags=tags)
+
+    def typing(self, text: str, history: Sequence[tuple[str, str]] = (), tags: Sequence[str] = ()) -> None:
+        """The question box changed: let the model read ahead (`tutor.preread`) unless
+        $TUTOR_PREREAD is 0 (a laptop on battery may rather idle while its user types)."""
+        if os.environ.get("TUTOR_PREREAD", "1") == "0":
+            return
+        with self._lock:
+            if self._prereader is None:
+                from tutor.preread import Prereader
+
+                self._prereader = Prereader(self._loaded_engine)
+        self._prereader.typed(text, tags, history)
+
+    def _loaded_engine(self):
+        """The chat engine if both models are loaded and the index is ready, else None."""
+        with self._lock:
+            ready = self._chat_model is not None and self._retriever is not None and self.status().indexed
+        return self._engine_for_chat() if ready else None
 
     def _engine_for_chat(self):
         from tutor.chat import ChatEngine

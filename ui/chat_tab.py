@@ -146,6 +146,11 @@ def build(ws, i18n, lang):
 
     outputs = [chatbot, pairs, sources, box]
     ask = dict(fn=ask_fn, inputs=[box, pairs, tags, lang], outputs=outputs, show_progress="hidden")
+    def typing_fn(message, history, chosen_tags):
+        ws.typing(message or "", history or [], tuple(chosen_tags or ()))
+
+    # each keystroke hands the text over and returns: the model reads ahead on its own thread
+    box.input(typing_fn, [box, pairs, tags], None, show_progress="hidden", queue=False)
     box.submit(**ask)
     send.click(**ask)
     chatbot.example_select(example, None, box, show_progress="hidden").then(**ask)

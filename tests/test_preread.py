@@ -1,0 +1,79 @@
+"""Reading ahead while the user types: the latest text after a pause, stopped by newer text."""
+from __future__ import annotations
+
+import threading
+import time
+
+from tutor.preread import Prereader
+
+WAIT = 10  # seconds: generous, only a failure ever waits this long
+
+
+class SlowEngine:
+    """Reads until told to stop (or released), recording what it was given to read."""
+
+    def __init__(self):
+        self.texts: list[tuple[str, tuple]] = []
+        self.stopped: list[bool] = []
+        self.started, self.finished, self.release = threading.Event(), threading.Event(), threading.Event()
+
+    def preread(self, text, tags=(), stop=lambda: False, history=()):
+        self.texts.append((text, tags) + ((history,) if history else ()))
+        self.started.set()
+        while not stop() and not self.release.is_set():
+            self.release.wait(0.01)
+        self.stopped.append(stop())
+        self.finished.set()
+        return len(text)
+
+
+def wait_for(condition) -> bool:
+    deadline = time.monotonic() + WAIT
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return bool(condition())
+
+
+def test_typing_reads_only_the_text_it_paused_on():
+    engine = SlowEngine()
+    engine.release.set()
+    reader = Prereader(lambda: engine, pause=0.2)
+    for text in ("K", "Ki", "Kinesis", "Kinesis 샤드"):
+        reader.typed(text, ["service/kinesis"])
+    assert wait_for(lambda: engine.finished.is_set())
+    assert engine.texts == [("Kinesis 샤드", ("service/kinesis",))]
+    engine.finished.clear()
+    reader.typed("그럼 S3는?", (), [["샤드?", "1MB [1]"]])  # a follow-up, with the conversation before it
+    assert engine.finished.wait(WAIT)
+    assert engine.texts[-1] == ("그럼 S3는?", (), (("샤드?", "1MB [1]"),))
+
+
+def test_newer_text_stops_the_read_in_progress():
+    engine = SlowEngine()
+    reader = Prereader(lambda: engine, pause=0.01)
+    reader.typed("Kinesis")
+    assert engine.started.wait(WAIT)
+    engine.finished.clear()
+    reader.typed("Kinesis 샤드")
+    assert engine.finished.wait(WAIT) and engine.stopped == [True]
+    engine.release.set()
+    assert wait_for(lambda: len(engine.texts) == 2)
+    assert engine.texts[1][0] == "Kinesis 샤드"
+
+
+def test_nothing_is_read_without_a_loaded_engine_and_errors_are_not_raised():
+    calls = []
+    reader = Prereader(lambda: calls.append(1), pause=0.01)  # None: the models are not loaded yet
+    reader.typed("Kinesis")
+    assert wait_for(lambda: calls)
+
+    class Broken:
+        def preread(self, text, tags=(), stop=None, history=()):
+            calls.append(text)
+            raise RuntimeError("the model fell over")
+
+    reader = Prereader(Broken, pause=0.01)
+    reader.typed("S3")
+    assert wait_for(lambda: "S3" in calls)
+    reader.typed("S3 Glacier")  # the thread survived the error
+    assert wait_for(lambda: "S3 Glacier" in calls)
