@@ -5,6 +5,8 @@
     .venv/bin/python bench/chat_bench.py --home DIR --loanwords       # 32 spelling names in Hangul
     .venv/bin/python bench/chat_bench.py --home DIR --out-of-domain [--no-gate]  # 46 the notes can't answer
     .venv/bin/python bench/chat_bench.py --home DIR --calibrate       # best-hit cosine distributions
+    .venv/bin/python bench/chat_bench.py --home DIR --typed 1         # sources read while typing
+    .venv/bin/python bench/chat_bench.py --home DIR --follow-ups [--typed 0]  # 10 second turns
 
 On --out-of-domain every grounded answer is a wrong one: it cites notes that cannot answer;
 --no-gate turns the relevance threshold off to see what the model alone does with them.
@@ -76,6 +78,19 @@ IN_DOMAIN = [q for q, _ in BENCH] + [
     "How do I monitor a pipeline with CloudWatch alarms?", "What is Aurora read replica failover?",
 ]
 
+FOLLOW_UPS = [  # (first question, follow-up that needs it, the note that answers the follow-up)
+    ("Kinesis 샤드 하나의 쓰기 처리량은?", "그럼 읽기는요?", "kinesis-data-streams-shards.md"),
+    ("Athena는 요금을 어떻게 매기나요?", "그럼 비용을 줄이려면?", "athena-serverless-query.md"),
+    ("Glue 크롤러는 무슨 일을 하나요?", "그럼 잡 북마크는?", "glue-etl-data-catalog.md"),
+    ("S3 Glacier Flexible Retrieval의 검색 옵션은?", "Deep Archive는요?", "s3-glacier-retrieval-options.md"),
+    ("EMR에서 스팟 인스턴스를 어디에 쓰나요?", "데이터는 HDFS 대신 어디에 두나요?", "emr-cluster-spark-batch.md"),
+    ("Redshift 분산 키는 어떻게 고르나요?", "정렬 키는요?", "redshift-data-warehouse.md"),
+    ("What is a Kinesis shard?", "What happens when its partition key is hot?", "kinesis-data-streams-shards.md"),
+    ("What does Amazon Data Firehose do?", "How does it buffer records?", "data-firehose-delivery.md"),
+    ("What is Amazon SQS used for?", "And how is SNS different?", "sqs-sns-decoupling.md"),
+    ("What is an EBS volume?", "When should I use EFS instead?", "ebs-efs-storage-choice.md"),
+]
+
 OUT_OF_DOMAIN = [  # cooking, sports, trivia, other clouds' and vendors' products
     "김치찌개 맛있게 끓이는 법 알려줘", "손흥민은 어느 팀에서 뛰나요?", "파스타 면은 몇 분 삶아야 하나요?",
     "조선 왕조는 언제 건국되었나요?", "Azure Cosmos DB의 일관성 수준은 무엇인가요?",
@@ -141,7 +156,9 @@ def calibrate(notes: Path) -> None:
 
 
 def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
-          questions: list[tuple[str, str | None]], gate: bool = True) -> None:
+          questions: list[tuple[str, str | None]], gate: bool = True, typed: int | None = None,
+          first: dict[str, str] | None = None) -> None:
+    """``first`` maps a follow-up to the question asked (untimed) before it."""
     from tutor.chat import ChatEngine, make_model
     from tutor.prompts import REFUSAL
     from tutor.retrieve import Retriever
@@ -154,12 +171,20 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
                         min_relevance=None if gate else -1.0)
     engine.warm()
     t2 = time.perf_counter()
-    rows = []
+    rows, reading = [], []
     for question, note in questions:
+        history = []
+        if first and question in first:
+            done = [v for kind, v in engine.ask(first[question]) if kind == "done"][0]
+            history = [(first[question], done.text)]
+        if typed is not None:  # the user typed all but the last `typed` words, then paused that long
+            start = time.perf_counter()
+            engine.preread(" ".join(question.split()[:len(question.split()) - typed]), history=history)
+            reading.append(time.perf_counter() - start)
         start = time.perf_counter()
         sources_at = first_at = None
         pieces = 0
-        for kind, value in engine.ask(question):
+        for kind, value in engine.ask(question, history):
             now = time.perf_counter()
             if kind == "sources":
                 sources_at = now - start
@@ -195,6 +220,9 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
     print(f"| {pct(to_sources, .5):.2f} / {pct(to_sources, .95):.2f} s "
           f"| {pct(first, .5):.2f} / {pct(first, .95):.2f} s "
           f"| {statistics.median(rates):.1f} | {peak_gb:.2f} GB |")
+    if reading:
+        print(f"\nread ahead while typing (all but the last {typed} words): "
+              f"{pct(reading, .5):.2f} / {pct(reading, .95):.2f} s p50 / p95")
 
 
 def use_home(home: Path | None, notes: Path) -> None:
@@ -216,9 +244,13 @@ def main() -> None:
                        help="ask the 64 questions of retrieval_questions.jsonl instead of the 20")
     asked.add_argument("--loanwords", action="store_true",
                        help="ask the 32 Korean questions of loanword_questions.jsonl (아테나, 글루)")
+    asked.add_argument("--follow-ups", action="store_true",
+                       help="time 10 follow-ups ('그럼 읽기는요?'), each after its first question (untimed)")
     asked.add_argument("--out-of-domain", action="store_true",
                        help="ask the 46 questions no note answers (a grounded answer is a wrong one)")
     parser.add_argument("--no-gate", action="store_true", help="answer whatever the relevance threshold says")
+    parser.add_argument("--typed", type=int, metavar="WORDS",
+                        help="read ahead as while typing first: the question but its last WORDS words (0: all)")
     parser.add_argument("--calibrate", action="store_true",
                         help="print best-hit cosine distributions instead (no LLM)")
     args = parser.parse_args()
@@ -228,8 +260,10 @@ def main() -> None:
         calibrate(notes)
     else:
         questions = (held_out() if args.held_out else held_out(LOANWORDS) if args.loanwords
+                     else [(q, note) for _, q, note in FOLLOW_UPS] if args.follow_ups
                      else [(q, None) for q in OUT_OF_DOMAIN] if args.out_of_domain else BENCH)
-        bench(notes, args.llm, args.budget, args.show, questions, gate=not args.no_gate)
+        bench(notes, args.llm, args.budget, args.show, questions, gate=not args.no_gate, typed=args.typed,
+              first={q: before for before, q, _ in FOLLOW_UPS} if args.follow_ups else None)
 
 
 if __name__ == "__main__":
