@@ -259,9 +259,12 @@ class Workspace:
 
     def _loaded_engine(self):
         """The chat engine if both models are loaded and the index is ready, else None."""
-        with self._lock:
-            ready = self._chat_model is not None and self._retriever is not None and self.status().indexed
-        return self._engine_for_chat() if ready else None
+        if self._chat_model is None or self._retriever is None:
+            return None
+        try:
+            return self._engine_for_chat()  # it checks the index once
+        except NotReady:
+            return None
 
     def _engine_for_chat(self):
         from tutor.chat import ChatEngine

@@ -144,11 +144,11 @@ def build(ws, i18n, lang):
     def example(evt: gr.SelectData):
         return EXAMPLES[evt.index]
 
-    outputs = [chatbot, pairs, sources, box]
-    ask = dict(fn=ask_fn, inputs=[box, pairs, tags, lang], outputs=outputs, show_progress="hidden")
     def typing_fn(message, history, chosen_tags):
         ws.typing(message or "", history or [], tuple(chosen_tags or ()))
 
+    outputs = [chatbot, pairs, sources, box]
+    ask = dict(fn=ask_fn, inputs=[box, pairs, tags, lang], outputs=outputs, show_progress="hidden")
     # each keystroke hands the text over and returns: the model reads ahead on its own thread
     box.input(typing_fn, [box, pairs, tags], None, show_progress="hidden", queue=False)
     box.submit(**ask)
