@@ -611,3 +611,71 @@ def test_real_prefix_is_reused_and_restored(real_model, monkeypatch):
     assert prompt_tokens("Kinesis란?") < 30  # restored from the pin, not re-evaluated
     assert real_model._engine.restores == restores + 1
     assert saves == [1]  # no state saved per turn
+
+
+class GridLlama:
+    """Stands in for llama_cpp.Llama's KV cache: records where each batch starts and how long it is."""
+
+    n_batch = 512
+    draft_model = None
+
+    def __init__(self):
+        import numpy as np
+
+        self.input_ids = np.zeros(4096, dtype=np.intc)
+        self.n_tokens = 0
+        self.batches: list[tuple[int, int]] = []
+
+    def eval(self, tokens):
+        self.batches.append((self.n_tokens, len(tokens)))
+        self.input_ids[self.n_tokens: self.n_tokens + len(tokens)] = tokens
+        self.n_tokens += len(tokens)
+
+    def tail(self, tokens):
+        """What llama-cpp-python's generate does next: reuse the longest cached prefix, read the rest."""
+        keep = 0
+        while keep < min(self.n_tokens, len(tokens) - 1) and self.input_ids[keep] == tokens[keep]:
+            keep += 1
+        self.n_tokens = keep
+        self.eval(tokens[keep:])
+
+
+def test_prompts_are_read_on_the_grid_whatever_the_cache_held(tmp_path):
+    import tutor.llm_llamacpp as backend
+
+    llama = GridLlama()
+    engine = backend._Engine(llama, tmp_path / "m.gguf", grid=8)
+    engine.prompt_tokens = lambda payload: [int(t) for t in payload[-1]["content"].split()]
+    system = list(range(1, 44))
+
+    def ask(tokens):
+        engine.ready([{"role": "user", "content": " ".join(map(str, tokens))}])
+        llama.tail(tokens)
+        llama.eval([9999])  # a generated token: read alone, off the grid
+
+    ask(system + [50, 51, 52])
+    ask(system + list(range(60, 83)))  # shares 43 tokens: kept back to the grid line at 40
+    ask(system + list(range(60, 83)))  # the same prompt again: the cache holds all of it
+    ask(system + [70] * 5)  # shorter than what the cache holds
+    read = engine.settle(system + list(range(90, 140)), 88, step=32, stop=lambda: llama.n_tokens >= 64)
+    assert read == 72  # a read ahead from the grid line at 40, stopped after one step
+    ask(system + list(range(90, 141)))
+    generated = [b for b in llama.batches if b[1] == 1]
+    prompt = [b for b in llama.batches if b[1] != 1]
+    assert len(generated) == 5
+    assert all(start % 8 == 0 and length >= 8 for start, length in prompt), prompt
+    assert prompt[:3] == [(0, 32), (32, 14), (40, 16)]  # 3 shared tokens re-read to start on the grid
+    assert prompt[-2:] == [(72, 8), (80, 14)]  # after the read ahead, only the rest
+
+
+def test_without_a_grid_prompts_are_read_as_llama_cpp_does(tmp_path):
+    import tutor.llm_llamacpp as backend
+
+    llama = GridLlama()
+    engine = backend._Engine(llama, tmp_path / "m.gguf")  # grid 0: none found on this CPU
+    engine.prompt_tokens = lambda payload: [int(t) for t in payload[-1]["content"].split()]
+    engine.ready([{"role": "user", "content": "1 2 3"}])
+    assert llama.batches == []  # left to llama-cpp-python's own prefix reuse
+    llama.eval(list(range(1, 30)))
+    assert engine.settle(list(range(1, 20)) + [5, 6, 7], 22, step=4) == 22
+    assert llama.batches[1:] == [(19, 3)]  # kept every shared token, read the rest

@@ -68,7 +68,7 @@ class _Timed:
 
 
 def test_drafts_are_on_only_where_a_batch_is_cheap_and_timed_once(tmp_path, monkeypatch):
-    from tutor.llm_llamacpp import DRAFT_MAX_COST, DRAFT_TIMINGS, drafts_pay
+    from tutor.llm_llamacpp import DRAFT_MAX_COST, TIMINGS, drafts_pay
 
     monkeypatch.setenv("TUTOR_HOME", str(tmp_path / "home"))
     model = tmp_path / "m.gguf"
@@ -81,5 +81,5 @@ def test_drafts_are_on_only_where_a_batch_is_cheap_and_timed_once(tmp_path, monk
 
     other = _Timed(DRAFT_MAX_COST + 0.5)
     assert drafts_pay(other, model, n_threads=7) is False and other.timed == 1  # new threads: timed
-    (tmp_path / "home" / "models" / DRAFT_TIMINGS).write_text("[not a mapping", encoding="utf-8")
+    (tmp_path / "home" / "models" / TIMINGS).write_text("[not a mapping", encoding="utf-8")
     assert drafts_pay(_Timed(1.0), model, n_threads=7) is True  # a damaged file is timed again

@@ -22,6 +22,9 @@ log = logging.getLogger("tutor.chat")
 
 ANSWER_MAX_TOKENS = 384  # short answers keep generation time low on a CPU
 ANSWER_TEMPERATURE = 0.1
+# A fixed seed: the same notes and question give the same answer, whether the question was
+# read ahead while typed or not (``tutor.llm_llamacpp`` reads prompts on a steady batch grid).
+ANSWER_SEED = 1
 ANSWER_REPEAT_PENALTY = 1.1  # at 1.05 the 1.5B model looped on the same two bullets to the limit
 # The model reads its sources before it writes a word, at ~106 prompt tok/s on a 2-core EPYC
 # (150 on a Xeon with AMX), so the budget is the time to the first token. `bench/chat_bench.py`
@@ -141,7 +144,7 @@ def make_model(spec: str | None = None, **opts: Any):
     from tutor.llm import get_chat_model
 
     opts = {"max_tokens": ANSWER_MAX_TOKENS, "temperature": ANSWER_TEMPERATURE,
-            "repeat_penalty": ANSWER_REPEAT_PENALTY, **opts}
+            "repeat_penalty": ANSWER_REPEAT_PENALTY, "seed": ANSWER_SEED, **opts}
     return get_chat_model(spec, **opts)
 
 

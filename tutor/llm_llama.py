@@ -11,6 +11,12 @@ after llama-cpp-python is known to import.
 
 Drafts pay only where checking a batch of guesses costs much less than taking the same
 tokens one by one, which ``batch_cost`` measures (``tutor.llm_llamacpp`` decides with it).
+
+How a prompt is cut into batches changes its numbers: ggml multiplies rows in groups (of 4
+on AVX2), and a batch under 8 tokens takes another kernel, so a prompt read in pieces (ahead,
+while the question is typed, or after a previous prompt that shared its start) gave answers
+that differ from reading it in one go. ``steady_grid`` finds the batch grid under which the
+pieces add up to exactly the one pass on this CPU.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import time
 from typing import Any, Sequence
 
 import llama_cpp
+import numpy as np
 
 from tutor.llm_draft import NgramDraft
 from tutor.llm_sampler import GrammarLastSampler
@@ -51,6 +58,32 @@ class Llama(llama_cpp.Llama):
         cost = min(seconds(n) for _ in range(repeats)) / one
         self._ctx.kv_cache_seq_rm(-1, 0, -1)
         return cost
+
+    def steady_grid(self, sizes: Sequence[int] = (8, 16, 32, 64)) -> int:
+        """The smallest ``g`` such that batches starting at multiples of ``g``, each at least
+        ``g`` long, leave the same last-token logits as one pass over the prompt; 0 if none
+        does. It clears the context, like ``batch_cost``."""
+        def logits(tokens: list[int], cuts: list[int]) -> np.ndarray:
+            self._ctx.kv_cache_seq_rm(-1, 0, -1)
+            edges = [0, *cuts, len(tokens)]
+            for start, end in zip(edges, edges[1:]):
+                self._batch.set_batch(batch=tokens[start:end], n_past=start, logits_all=False)
+                self._ctx.decode(self._batch)
+            row = llama_cpp.llama_get_logits_ith(self._ctx.ctx, -1)
+            return np.ctypeslib.as_array(row, shape=(self.n_vocab(),)).copy()
+
+        self.n_tokens = 0
+        found = 0
+        for g in sizes:
+            tokens = list(range(1000, 1000 + 3 * g + 3))  # a tail that is no multiple of g
+            if len(tokens) > self.n_batch:
+                break
+            whole = logits(tokens, [])
+            if all(np.array_equal(whole, logits(tokens, cuts)) for cuts in ([g, 2 * g], [2 * g])):
+                found = g
+                break
+        self._ctx.kv_cache_seq_rm(-1, 0, -1)
+        return found
 
     def _init_sampler(self, *args: Any, grammar: Any = None, **kwargs: Any) -> Any:
         chain = super()._init_sampler(*args, grammar=None, **kwargs)

@@ -69,7 +69,8 @@ def _import_llama_cpp():
 class _Engine:
     """One loaded ``Llama``, the lock that serialises its use, and its pinned prefixes."""
 
-    def __init__(self, llama: Any, path: Path, cache_bytes: int = DEFAULT_CACHE_BYTES):
+    def __init__(self, llama: Any, path: Path, cache_bytes: int = DEFAULT_CACHE_BYTES,
+                 grid: int = 0):
         self.llama = llama
         self.path = path
         # A plain Lock, not an RLock: LangChain's async streaming (and Gradio) advance a
@@ -81,6 +82,12 @@ class _Engine:
         self.pins: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         self.restores = 0
         self._formatter: Any = None
+        # Prompts are read in batches that start on multiples of ``grid`` and are at least
+        # that long, so their numbers equal one pass over the whole prompt (0: no such grid
+        # here, and reading ahead may change an answer slightly). ``steady`` tokens at the
+        # front of the KV cache were read that way; generated tokens after them were not.
+        self.grid = grid
+        self.steady = 0
 
     # All methods below expect the caller to hold ``self.lock``.
     def prompt_tokens(self, payload: list[dict[str, str]]) -> list[int]:
@@ -148,8 +155,38 @@ class _Engine:
             return False
         self.pins.move_to_end(best_key)
         llama.load_state(self.pins[best_key])
+        self.steady = llama.n_tokens  # pins are prompts ``ready`` read on the grid
         self.restores += 1
         return True
+
+    def settle(self, tokens: list[int], end: int, step: int = 0,
+               stop: Callable[[], bool] = lambda: False) -> int:
+        """Have the KV cache hold ``tokens[:end]`` (``end`` on the grid) read on the grid, in
+        batches of ``step`` tokens (default ``n_batch``) until ``stop()``; returns how many
+        it holds. What it holds already is kept back to the last grid line it shares."""
+        llama, g = self.llama, self.grid or 1
+        shared = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
+        llama.n_tokens = min(shared, self.steady, end) // g * g if self.grid else min(shared, end)
+        step = max(g, (step or llama.n_batch) // g * g)
+        while llama.n_tokens < end and not stop():
+            llama.eval(tokens[llama.n_tokens: min(end, llama.n_tokens + step)])
+            self.steady = llama.n_tokens
+        return llama.n_tokens
+
+    def ready(self, payload: list[dict[str, str]]) -> None:
+        """Read a prompt up to the grid line that leaves the tail for llama-cpp-python to
+        read and sample from: one batch of at least ``grid`` tokens, and longer than a
+        draft check, which would ask every row for logits and so change the last one's."""
+        if not self.grid:
+            return
+        try:
+            tokens = self.prompt_tokens(payload)
+        except Exception:  # an odd template: the stock prefix reuse
+            return
+        draft = self.llama.draft_model
+        tail = max(self.grid, 2 + (draft.max_tokens if draft else 0))
+        self.settle(tokens, max(0, len(tokens) - tail) // self.grid * self.grid)
+        self.steady = len(tokens)  # the tail is read next, in one batch on the grid
 
 
 MAX_PINS = 4
@@ -195,20 +232,35 @@ def default_draft_tokens() -> int | None:
 # (chat 1.33x faster with drafts) and 7.9 on an EPYC (0.76x). A drafted chat step keeps about
 # two guesses, so the batch must cost at most three steps.
 DRAFT_MAX_COST = 3.0
-DRAFT_TIMINGS = "draft-timings.json"  # in $TUTOR_HOME/models: {machine and model: batch cost}
+TIMINGS = "timings.json"  # in $TUTOR_HOME/models: what was measured of this CPU and model
 
 
 def drafts_pay(llama: Any, path: Path, n_threads: int) -> bool:
-    """Whether context drafts speed this model up here. Timed once (about 0.75 s) per CPU,
-    thread count, model file and llama.cpp build, then remembered, so a load does not
-    pay for the timing again."""
+    """Whether context drafts speed this model up here, timed once (about 0.75 s)."""
+    cost = _measured("draft", path, n_threads, lambda: round(llama.batch_cost(1 + DRAFT_TOKENS), 2))
+    log.info("A batch of %d tokens costs %.1f single steps here: drafts %s", 1 + DRAFT_TOKENS,
+             cost, "on" if cost <= DRAFT_MAX_COST else "off")
+    return cost <= DRAFT_MAX_COST
+
+
+def steady_grid(llama: Any, path: Path, n_threads: int) -> int:
+    """The batch grid that makes a prompt's numbers independent of how it was read in pieces
+    (``Llama.steady_grid``; 0: none found on this CPU), found once (a second or two)."""
+    grid = int(_measured("grid", path, n_threads, llama.steady_grid))
+    log.info("Prompts read in pieces on a grid of %s tokens", grid or "no")
+    return grid
+
+
+def _measured(kind: str, path: Path, n_threads: int, measure: Callable[[], float]) -> float:
+    """``measure()`` once per CPU, thread count, model file and llama.cpp build, then read
+    back, so a load does not pay for it again."""
     import llama_cpp
 
     from index.home import models_dir
 
     key = "|".join([_cpu_name(), str(n_threads), path.name, str(path.stat().st_size),
-                    llama_cpp.__version__])
-    file = models_dir() / DRAFT_TIMINGS
+                    llama_cpp.__version__, kind])
+    file = models_dir() / TIMINGS
     try:
         known = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -216,17 +268,15 @@ def drafts_pay(llama: Any, path: Path, n_threads: int) -> bool:
     if not isinstance(known, dict):
         known = {}
     if not isinstance(known.get(key), (int, float)):  # new here, or a damaged file
-        known[key] = round(llama.batch_cost(1 + DRAFT_TOKENS), 2)
+        known[key] = measure()
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
             partial = file.with_name(f".{file.name}.{os.getpid()}")
             partial.write_text(json.dumps(known, indent=1), encoding="utf-8")
             partial.replace(file)
-        except OSError as e:  # a read-only home costs the timing again next load, nothing else
-            log.info("Could not remember the draft timing in %s: %s", file, e)
-    log.info("A batch of %d tokens costs %.1f single steps here: drafts %s", 1 + DRAFT_TOKENS,
-             known[key], "on" if known[key] <= DRAFT_MAX_COST else "off")
-    return known[key] <= DRAFT_MAX_COST
+        except OSError as e:  # a read-only home costs the measuring again next load, nothing else
+            log.info("Could not remember the %s measurement in %s: %s", kind, file, e)
+    return known[key]
 
 
 def _cpu_name() -> str:
@@ -274,7 +324,7 @@ def get_engine(path: Path, n_ctx: int = 4096, n_threads: int | None = None,
                            "file of a model architecture llama.cpp supports?") from e
         if draft_tokens is None and drafts_pay(llama, path, n_threads):
             llama.draft(DRAFT_TOKENS)
-        engine = _Engine(llama, path, cache_bytes)
+        engine = _Engine(llama, path, cache_bytes, steady_grid(llama, path, n_threads))
         engine.load_seconds = time.perf_counter() - t0
         _ENGINES[key] = engine
         return engine
@@ -385,6 +435,11 @@ class LlamaCppChat(BaseChatModel):
         params.update(kwargs)
         return params
 
+    def _ready(self, payload: list[dict[str, str]]) -> None:
+        if self.prefix_cache:
+            self._engine.restore_prefix(payload)
+        self._engine.ready(payload)
+
     # -- LangChain hooks ----------------------------------------------------------------
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None,
@@ -393,8 +448,7 @@ class LlamaCppChat(BaseChatModel):
         t0 = time.perf_counter()
         payload = [_to_dict(m) for m in messages]
         with self.lock:
-            if self.prefix_cache:
-                self._engine.restore_prefix(payload)
+            self._ready(payload)
             try:
                 resp = self.llama.create_chat_completion(messages=payload, **params)
             except ValueError as e:
@@ -423,8 +477,7 @@ class LlamaCppChat(BaseChatModel):
         chunks = 0
         finish = None
         with self.lock:  # held until the stream is exhausted or closed
-            if self.prefix_cache:
-                self._engine.restore_prefix(payload)
+            self._ready(payload)
             try:
                 for part in self.llama.create_chat_completion(
                         messages=payload, stream=True, **params):
@@ -468,8 +521,7 @@ class LlamaCppChat(BaseChatModel):
         payload = [_to_dict(m) for m in messages] + [{"role": "user", "content": ""}]
         t0 = time.perf_counter()
         with self.lock:
-            if self.prefix_cache:
-                self._engine.restore_prefix(payload)
+            self._ready(payload)
             self.llama.create_chat_completion(messages=payload, max_tokens=1, temperature=0.0)
             if self.prefix_cache:
                 self._engine.pin_current()
@@ -485,14 +537,12 @@ class LlamaCppChat(BaseChatModel):
             return 0
         try:
             payload = [_to_dict(m) for m in messages]
+            engine = self._engine
             if self.prefix_cache:
-                self._engine.restore_prefix(payload)
-            tokens = self._engine.open_prompt_tokens(payload)
-            llama = self.llama
-            llama.n_tokens = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
-            while llama.n_tokens < len(tokens) and not stop():
-                llama.eval(tokens[llama.n_tokens: llama.n_tokens + PREREAD_BATCH])
-            return llama.n_tokens
+                engine.restore_prefix(payload)
+            tokens = engine.open_prompt_tokens(payload)
+            g = engine.grid or 1
+            return engine.settle(tokens, len(tokens) // g * g, PREREAD_BATCH, stop)
         finally:
             self.lock.release()
 
