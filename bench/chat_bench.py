@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -55,6 +56,43 @@ BENCH = [  # (question, the note that answers it)
     ("How does SageMaker Feature Store work?", "sagemaker-data-preparation.md"),
     ("What is a VPC gateway endpoint?", "vpc-endpoints-private-access.md"),
 ]
+
+# What a right answer to each BENCH question must say, as the note says it (every pattern,
+# case-insensitive): citing the right note is not being right ("복원에 약 180일" cited the
+# Deep Archive section, whose 180 days is the minimum storage time). Checked against the sources
+# too (in either language), which tells a retrieval miss from a misreading model.
+KEY_FACTS = {
+    "Kinesis 샤드 수는 어떻게 계산하나요?": [r"1 ?MB", r"1,?000"],
+    "S3 Glacier Deep Archive에서 데이터를 복원하는 데 얼마나 걸리나요?": [r"12 ?시간|48 ?시간"],
+    "Athena에서 파티셔닝이 왜 중요한가요?": [r"스캔|scan"],
+    "Glue ETL 작업의 북마크 기능은 무엇인가요?": [r"증분|이미 처리|이전에 처리|처리한 데이터|재처리|중복"],
+    "EMR 클러스터에서 스팟 인스턴스를 어디에 쓰나요?": [r"task"],
+    "Redshift 분산 키는 어떻게 고르나요?": [r"join|조인"],
+    "S3 수명 주기 규칙으로 비용을 줄이는 방법은?": [r"IA|Glacier", r"전환|이동|transition"],
+    "Step Functions로 ML 파이프라인을 어떻게 구성하나요?": [r"SageMaker"],
+    "DMS로 CDC 복제를 하려면 무엇이 필요한가요?": [r"트랜잭션 로그|transaction log|binlog|바이너리 로그|supplemental|ARCHIVELOG"],
+    "QuickSight SPICE는 무엇인가요?": [r"인메모리|in-memory"],
+    "What happens when a Kinesis partition key is hot?": [
+        r"throttl|same shard|one shard|single shard|hot shard|핫 샤드|스로틀|한 샤드"],
+    "What are the Glacier Flexible Retrieval options and their times?": [
+        r"1.5 ?(min|분)", r"3.5 ?(hour|시간)", r"5.12 ?(hour|시간)"],
+    "How does Athena charge for queries?": [r"scan|스캔", r"TB|terabyte|\$5|5 USD"],
+    "What does a Glue crawler do?": [r"schema|스키마", r"catalog|카탈로그"],
+    "Why store EMR data in S3 instead of HDFS?": [
+        r"transient|terminat|shut ?down|persist|decoupl|independent|separat|outlive|surviv|deleted"],
+    "What is Redshift Spectrum?": [r"S3", r"without loading|external|in place|directly"],
+    "Which S3 storage class suits infrequently accessed data?": [r"Standard-IA|Infrequent Access|One Zone-IA"],
+    "What is Amazon Data Firehose used for?": [r"deliver|load|stream|send|writ|전송|전달|적재", r"S3|Redshift|OpenSearch"],
+    "How does SageMaker Feature Store work?": [r"online", r"offline"],
+    "What is a VPC gateway endpoint?": [r"S3", r"DynamoDB"],
+}
+
+
+def states_facts(question: str, text: str) -> bool | None:
+    """Whether the answer says what KEY_FACTS wants for this question (None: no key facts)."""
+    wanted = KEY_FACTS.get(question)
+    return None if wanted is None else all(re.search(w, text, re.I) for w in wanted)
+
 
 IN_DOMAIN = [q for q, _ in BENCH] + [
     "Kinesis Data Streams 샤드 하나의 쓰기 처리량은 얼마인가요?",
@@ -197,11 +235,14 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
         # an answer streamed in a few pieces has a first token but too little to time generation by
         generated = not answer.text.endswith(tuple(REFUSAL.values()))
         rate = engine.count_tokens(answer.text) / (end - first_at) if generated and pieces >= MIN_PIECES else None
-        rows.append((question, note, sources_at, first_at if generated else None, rate, answer))
+        read = "\n".join(f"{s.heading}\n{s.text}" for s in answer.sources)
+        rows.append((question, note, sources_at, first_at if generated else None, rate, answer,
+                     states_facts(question, read)))
         verdict = ("cited" if any(c.note == note for c in answer.citations)
                    else "grounded" if answer.grounded else "not grounded")
+        verdict += {True: ", right", False: ", WRONG", None: ""}[states_facts(question, answer.text)]
         speed = f"{rate:4.1f} tok/s" if rate else "short     " if generated else "refused   "
-        print(f"  {sources_at:5.2f}s {first_at:6.2f}s {end:6.2f}s {speed} {verdict:12} {question}",
+        print(f"  {sources_at:5.2f}s {first_at:6.2f}s {end:6.2f}s {speed} {verdict:19} {question}",
               file=sys.stderr, flush=True)
         if show:
             print("    " + answer.text.replace("\n", "\n    "), file=sys.stderr, flush=True)
@@ -211,10 +252,14 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
     rates = [r[4] for r in rows if r[4]] or [float("nan")]
     grounded = sum(r[5].grounded for r in rows)
     cited = sum(any(c.note == r[1] for c in r[5].citations) for r in rows)
+    facts = [states_facts(r[0], r[5].text) for r in rows]
+    checked = [f for f in facts if f is not None]
+    right = (f", {sum(checked)}/{len(checked)} state the key facts (which the sources held for "
+             f"{sum(bool(r[6]) for r in rows)})" if checked else "")
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
     print(f"\nbudget {engine.budget_tokens} tokens, embedder load {t1 - t0:.1f} s, "
           f"LLM load + system prompt {t2 - t1:.1f} s; {len(questions)} questions: {grounded} "
-          f"grounded, {cited} cite the expected note\n")
+          f"grounded, {cited} cite the expected note{right}\n")
     print("| time to sources p50 / p95 | first token p50 / p95 | generation tok/s (median) | peak RSS |")
     print("| --- | --- | --- | --- |")
     print(f"| {pct(to_sources, .5):.2f} / {pct(to_sources, .95):.2f} s "
