@@ -97,3 +97,16 @@ def test_reading_ahead_changes_no_answer(engine):
     engine.preread(question[:-5])  # typed up to "무슨 일을"
     assert answer() == fresh
     assert answer() == fresh  # and again, the same prompt already in the cache
+
+
+@pytest.mark.slow
+def test_a_prompt_longer_than_the_context_says_so(model_file):
+    """Read on the grid or not, an over-long prompt gets the message that says how to fix it."""
+    from langchain_core.messages import HumanMessage
+
+    from tutor.llm import LLMError
+
+    small = make_model(f"llamacpp:{model_file}", n_ctx=256, max_tokens=8)
+    with pytest.raises(LLMError, match="too long for the model's context"):
+        list(small.stream([HumanMessage("Kinesis 샤드 " * 300)]))
+    assert [c.content for c in small.stream([HumanMessage("Say OK.")])]  # the model still answers

@@ -619,6 +619,9 @@ class GridLlama:
     n_batch = 512
     draft_model = None
 
+    def n_ctx(self):
+        return 4096
+
     def __init__(self):
         import numpy as np
 

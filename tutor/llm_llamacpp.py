@@ -165,6 +165,7 @@ class _Engine:
         batches of ``step`` tokens (default ``n_batch``) until ``stop()``; returns how many
         it holds. What it holds already is kept back to the last grid line it shares."""
         llama, g = self.llama, self.grid or 1
+        end = min(end, (llama.n_ctx() - 1) // g * g)  # past the context llama.cpp would fail
         shared = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
         llama.n_tokens = min(shared, self.steady, end) // g * g if self.grid else min(shared, end)
         step = max(g, (step or llama.n_batch) // g * g)
@@ -183,6 +184,8 @@ class _Engine:
             tokens = self.prompt_tokens(payload)
         except Exception:  # an odd template: the stock prefix reuse
             return
+        if len(tokens) > self.llama.n_ctx():
+            return  # too long: llama-cpp-python says so, in words _map_error passes on
         draft = self.llama.draft_model
         tail = max(self.grid, 2 + (draft.max_tokens if draft else 0))
         self.settle(tokens, max(0, len(tokens) - tail) // self.grid * self.grid)
