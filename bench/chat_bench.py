@@ -236,11 +236,12 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
         generated = not answer.text.endswith(tuple(REFUSAL.values()))
         rate = engine.count_tokens(answer.text) / (end - first_at) if generated and pieces >= MIN_PIECES else None
         read = "\n".join(f"{s.heading}\n{s.text}" for s in answer.sources)
+        right = states_facts(question, answer.text)
         rows.append((question, note, sources_at, first_at if generated else None, rate, answer,
-                     states_facts(question, read)))
+                     right, states_facts(question, read)))
         verdict = ("cited" if any(c.note == note for c in answer.citations)
                    else "grounded" if answer.grounded else "not grounded")
-        verdict += {True: ", right", False: ", WRONG", None: ""}[states_facts(question, answer.text)]
+        verdict += {True: ", right", False: ", WRONG", None: ""}[right]
         speed = f"{rate:4.1f} tok/s" if rate else "short     " if generated else "refused   "
         print(f"  {sources_at:5.2f}s {first_at:6.2f}s {end:6.2f}s {speed} {verdict:19} {question}",
               file=sys.stderr, flush=True)
@@ -252,14 +253,13 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
     rates = [r[4] for r in rows if r[4]] or [float("nan")]
     grounded = sum(r[5].grounded for r in rows)
     cited = sum(any(c.note == r[1] for c in r[5].citations) for r in rows)
-    facts = [states_facts(r[0], r[5].text) for r in rows]
-    checked = [f for f in facts if f is not None]
-    right = (f", {sum(checked)}/{len(checked)} state the key facts (which the sources held for "
-             f"{sum(bool(r[6]) for r in rows)})" if checked else "")
+    checked = [r[6] for r in rows if r[6] is not None]
+    facts = (f", {sum(checked)}/{len(checked)} state the key facts (which the sources held for "
+             f"{sum(bool(r[7]) for r in rows)})" if checked else "")
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
     print(f"\nbudget {engine.budget_tokens} tokens, embedder load {t1 - t0:.1f} s, "
           f"LLM load + system prompt {t2 - t1:.1f} s; {len(questions)} questions: {grounded} "
-          f"grounded, {cited} cite the expected note{right}\n")
+          f"grounded, {cited} cite the expected note{facts}\n")
     print("| time to sources p50 / p95 | first token p50 / p95 | generation tok/s (median) | peak RSS |")
     print("| --- | --- | --- | --- |")
     print(f"| {pct(to_sources, .5):.2f} / {pct(to_sources, .95):.2f} s "

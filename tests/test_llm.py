@@ -648,11 +648,10 @@ def test_prompts_are_read_on_the_grid_whatever_the_cache_held(tmp_path):
 
     llama = GridLlama()
     engine = backend._Engine(llama, tmp_path / "m.gguf", grid=8)
-    engine.prompt_tokens = lambda payload: [int(t) for t in payload[-1]["content"].split()]
     system = list(range(1, 44))
 
     def ask(tokens):
-        engine.ready([{"role": "user", "content": " ".join(map(str, tokens))}])
+        engine.ready(tokens)
         llama.tail(tokens)
         llama.eval([9999])  # a generated token: read alone, off the grid
 
@@ -669,6 +668,8 @@ def test_prompts_are_read_on_the_grid_whatever_the_cache_held(tmp_path):
     assert all(start % 8 == 0 and length >= 8 for start, length in prompt), prompt
     assert prompt[:3] == [(0, 32), (32, 14), (40, 16)]  # 3 shared tokens re-read to start on the grid
     assert prompt[-2:] == [(72, 8), (80, 14)]  # after the read ahead, only the rest
+    engine.ready([7, 8, 9])  # shorter than one grid step: all of it is left for the one tail batch
+    assert llama.n_tokens == 0
 
 
 def test_without_a_grid_prompts_are_read_as_llama_cpp_does(tmp_path):
@@ -676,8 +677,7 @@ def test_without_a_grid_prompts_are_read_as_llama_cpp_does(tmp_path):
 
     llama = GridLlama()
     engine = backend._Engine(llama, tmp_path / "m.gguf")  # grid 0: none found on this CPU
-    engine.prompt_tokens = lambda payload: [int(t) for t in payload[-1]["content"].split()]
-    engine.ready([{"role": "user", "content": "1 2 3"}])
+    engine.ready([1, 2, 3])
     assert llama.batches == []  # left to llama-cpp-python's own prefix reuse
     llama.eval(list(range(1, 30)))
     assert engine.settle(list(range(1, 20)) + [5, 6, 7], 22, step=4) == 22

@@ -77,3 +77,15 @@ def test_nothing_is_read_without_a_loaded_engine_and_errors_are_not_raised():
     assert wait_for(lambda: "S3" in calls)
     reader.typed("S3 Glacier")  # the thread survived the error
     assert wait_for(lambda: "S3 Glacier" in calls)
+
+
+def test_closing_stops_the_read_in_progress_and_the_thread():
+    engine = SlowEngine()
+    reader = Prereader(lambda: engine, pause=0.01)
+    reader.typed("Kinesis")
+    assert engine.started.wait(WAIT)
+    reader.close()  # returns once the thread has ended
+    assert engine.stopped == [True] and not reader._thread.is_alive()
+    reader.typed("Kinesis 샤드")  # after closing, typing reads nothing
+    time.sleep(0.1)
+    assert len(engine.texts) == 1 and not reader._thread.is_alive()

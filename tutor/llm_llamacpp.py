@@ -136,13 +136,9 @@ class _Engine:
                 or sum(p.llama_state_size for p in self.pins.values()) > self.cache_bytes):
             self.pins.popitem(last=False)
 
-    def restore_prefix(self, payload: list[dict[str, str]]) -> bool:
+    def restore_prefix(self, tokens: list[int]) -> bool:
         """Load a pinned state if it covers much more of this prompt than the KV cache."""
         if not self.pins:
-            return False
-        try:
-            tokens = self.prompt_tokens(payload)
-        except Exception:  # an odd template: simply do without
             return False
         llama = self.llama
         have = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
@@ -161,11 +157,12 @@ class _Engine:
 
     def settle(self, tokens: list[int], end: int, step: int = 0,
                stop: Callable[[], bool] = lambda: False) -> int:
-        """Have the KV cache hold ``tokens[:end]`` (``end`` on the grid) read on the grid, in
-        batches of ``step`` tokens (default ``n_batch``) until ``stop()``; returns how many
-        it holds. What it holds already is kept back to the last grid line it shares."""
+        """Have the KV cache hold ``tokens`` up to the last grid line at or before ``end``, read
+        on the grid in batches of ``step`` tokens (default ``n_batch``) until ``stop()``;
+        returns how many it holds. What it holds already is kept back to the last grid line
+        it shares."""
         llama, g = self.llama, self.grid or 1
-        end = min(end, (llama.n_ctx() - 1) // g * g)  # past the context llama.cpp would fail
+        end = max(0, min(end, llama.n_ctx() - 1)) // g * g  # past the context llama.cpp would fail
         shared = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
         llama.n_tokens = min(shared, self.steady, end) // g * g if self.grid else min(shared, end)
         step = max(g, (step or llama.n_batch) // g * g)
@@ -174,23 +171,15 @@ class _Engine:
             self.steady = llama.n_tokens
         return llama.n_tokens
 
-    def ready(self, payload: list[dict[str, str]]) -> None:
+    def ready(self, tokens: list[int]) -> None:
         """Read a prompt up to the grid line that leaves the tail for llama-cpp-python to
         read and sample from: one batch of at least ``grid`` tokens, and longer than a
         draft check, which would ask every row for logits and so change the last one's."""
-        if not self.grid:
-            return
-        try:
-            tokens = self.prompt_tokens(payload)
-        except Exception:  # an odd template: the stock prefix reuse
-            return
-        if len(tokens) > self.llama.n_ctx():
+        if not self.grid or len(tokens) > self.llama.n_ctx():
             return  # too long: llama-cpp-python says so, in words _map_error passes on
         draft = self.llama.draft_model
-        tail = max(self.grid, 2 + (draft.max_tokens if draft else 0))
-        self.settle(tokens, max(0, len(tokens) - tail) // self.grid * self.grid)
+        self.settle(tokens, len(tokens) - max(self.grid, 2 + (draft.max_tokens if draft else 0)))
         self.steady = len(tokens)  # the tail is read next, in one batch on the grid
-
 
 MAX_PINS = 4
 MIN_RESTORE_GAIN = 32  # tokens: below that, evaluating is as cheap as restoring
@@ -439,9 +428,18 @@ class LlamaCppChat(BaseChatModel):
         return params
 
     def _ready(self, payload: list[dict[str, str]]) -> None:
+        """Before llama-cpp-python reads ``payload``: a pinned prefix restored, the prompt
+        read on the grid (its tokens computed once for both)."""
+        engine = self._engine
+        if not (self.prefix_cache and engine.pins) and not engine.grid:
+            return
+        try:
+            tokens = engine.prompt_tokens(payload)
+        except Exception:  # an odd template: llama-cpp-python's own prefix reuse
+            return
         if self.prefix_cache:
-            self._engine.restore_prefix(payload)
-        self._engine.ready(payload)
+            engine.restore_prefix(tokens)
+        engine.ready(tokens)
 
     # -- LangChain hooks ----------------------------------------------------------------
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
@@ -541,11 +539,10 @@ class LlamaCppChat(BaseChatModel):
         try:
             payload = [_to_dict(m) for m in messages]
             engine = self._engine
-            if self.prefix_cache:
-                engine.restore_prefix(payload)
             tokens = engine.open_prompt_tokens(payload)
-            g = engine.grid or 1
-            return engine.settle(tokens, len(tokens) // g * g, PREREAD_BATCH, stop)
+            if self.prefix_cache:
+                engine.restore_prefix(tokens)
+            return engine.settle(tokens, len(tokens), PREREAD_BATCH, stop)
         finally:
             self.lock.release()
 

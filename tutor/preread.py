@@ -26,10 +26,13 @@ class Prereader:
         self._pending: tuple[str, tuple[str, ...], tuple] | None = None
         self._version = 0
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def typed(self, text: str, tags: Sequence[str] = (), history: Sequence[tuple[str, str]] = ()) -> None:
         """The question box now holds ``text``; returns at once."""
         with self._cond:
+            if self._closed:
+                return
             self._version += 1
             self._pending = (text, tuple(tags), tuple(map(tuple, history)))
             self._cond.notify()
@@ -37,16 +40,27 @@ class Prereader:
                 self._thread = threading.Thread(target=self._run, name="tutor-preread", daemon=True)
                 self._thread.start()
 
+    def close(self) -> None:
+        """Stop reading: a read in progress stops within one batch and the thread ends."""
+        with self._cond:
+            self._closed = True
+            self._version += 1
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join()
+
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._pending is None:
+                while self._pending is None and not self._closed:
                     self._cond.wait()
-                while True:  # until the typing pauses
+                while not self._closed:  # until the typing pauses
                     version = self._version
                     self._cond.wait(self.pause)
                     if self._version == version:
                         break
+                if self._closed:
+                    return
                 (text, tags, history), self._pending = self._pending, None
             engine = self._engine()
             if engine is None:

@@ -157,6 +157,8 @@ class Workspace:
         self._closed = True
         if self._watcher is not None:
             self._watcher.stop()
+        if self._prereader is not None:
+            self._prereader.close()
 
     # -- index -------------------------------------------------------------------------------
     def sync(self, progress: Progress | None = None) -> "SyncReport":
