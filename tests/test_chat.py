@@ -444,8 +444,11 @@ class ReadingChat(QueuedChat):
     during: Any = None  # called once a pre-read has started, before it checks whether to stop
     stopped: bool = False
 
-    def preread(self, messages, stop):
+    pinned: list = Field(default_factory=list)
+
+    def preread(self, messages, stop, pin=False):
         self.read.append(messages)
+        self.pinned.append(pin)
         if self.during:
             self.during()
         self.stopped = stop()
@@ -494,3 +497,55 @@ def test_preread_of_a_follow_up_reads_the_conversation_its_rewrite_starts_with(v
     rewrite_system, rewrite = eng.model.seen[0]
     assert system.content == rewrite_system.content and "Kinesis 샤드 처리량은?" in ahead.content
     assert rewrite.content.startswith(ahead.content) and ahead.content.endswith("Follow-up question: ")
+
+
+class RewritingChat(ReadingChat):
+    """A chat model that can also write a reply in spare time, as the llama.cpp backend does."""
+
+    ahead_seen: list = Field(default_factory=list)
+    interrupted: bool = False  # the user typed on while the rewrite was being written
+
+    def ahead(self, messages, stop, stop_words=None):
+        self.ahead_seen.append((messages, stop_words))
+        return None if self.interrupted or stop() else self._next(messages)
+
+
+def test_a_follow_up_typed_is_rewritten_and_its_sources_read_before_it_is_asked(vault):
+    history = [("Kinesis 샤드 처리량은?", "초당 1MB [1].")]
+    eng = ChatEngine(SpyRetriever(vault),
+                     RewritingChat(replies=["Glue 크롤러는 무엇을 하나요?", "S3를 스캔한다 [1]."]),
+                     vault_name=vault.name, min_relevance=0.0)
+    assert eng.preread("그럼 Glue는?", history=history) == 100
+    (rewrite, stop_words), = eng.model.ahead_seen
+    assert "그럼 Glue는?" in rewrite[1].content and stop_words == ["\n"]
+    assert eng.retriever.queries == ["Glue 크롤러는 무엇을 하나요?"]
+    conversation, sources = eng.model.read
+    assert "Kinesis 샤드 처리량은?" in conversation[1].content and "Sources:" in sources[1].content
+    assert eng.model.pinned == [True, True]  # both kept: the other prompt runs in between
+    _, tokens, answer = run(eng, "그럼 Glue는?", history=history)
+    assert answer.query == "Glue 크롤러는 무엇을 하나요?" and answer.grounded
+    assert len(eng.model.seen) == 2  # the rewrite was not written again, only the answer
+    assert eng.retriever.queries == ["Glue 크롤러는 무엇을 하나요?"] * 2
+    assert eng.model.seen[1][1].content.startswith(sources[1].content)
+
+
+def test_a_follow_up_changed_after_its_rewrite_is_rewritten_again(vault):
+    history = [("Kinesis 샤드 처리량은?", "초당 1MB [1].")]
+    eng = ChatEngine(SpyRetriever(vault),
+                     RewritingChat(replies=["Glue는 무엇인가요?", "Glue 크롤러는 무엇을 하나요?", "스캔 [1]."]),
+                     vault_name=vault.name, min_relevance=0.0)
+    eng.preread("그럼 Glue", history=history)
+    _, _, answer = run(eng, "그럼 Glue 크롤러는?", history=history)
+    assert answer.query == "Glue 크롤러는 무엇을 하나요?"
+    assert "그럼 Glue 크롤러는?" in eng.model.seen[1][1].content  # written for the question asked
+
+
+def test_an_interrupted_rewrite_is_not_kept_and_reads_no_sources(vault):
+    history = [("Kinesis 샤드 처리량은?", "초당 1MB [1].")]
+    eng = ChatEngine(SpyRetriever(vault),
+                     RewritingChat(replies=["Glue 크롤러는 무엇을 하나요?", "스캔 [1]."], interrupted=True),
+                     vault_name=vault.name, min_relevance=0.0)
+    assert eng.preread("그럼 Glue는?", history=history) == 100  # the conversation only
+    assert len(eng.model.read) == 1 and eng.retriever.queries == []
+    _, _, answer = run(eng, "그럼 Glue는?", history=history)
+    assert answer.query == "Glue 크롤러는 무엇을 하나요?" and len(eng.model.seen) == 2

@@ -110,3 +110,29 @@ def test_a_prompt_longer_than_the_context_says_so(model_file):
     with pytest.raises(LLMError, match="too long for the model's context"):
         list(small.stream([HumanMessage("Kinesis 샤드 " * 300)]))
     assert [c.content for c in small.stream([HumanMessage("Say OK.")])]  # the model still answers
+
+
+@pytest.mark.slow
+def test_a_follow_up_read_while_typed_is_answered_as_if_it_were_not(engine, monkeypatch):
+    """Its rewrite and its sources are read ahead: after Enter the model reads only the end of
+    the prompt, and the query and answer are those of a follow-up asked without reading ahead."""
+    if not engine.model._engine.grid:
+        pytest.skip("no batch grid on this CPU reads a prompt in pieces exactly as in one go")
+    engine.warm()
+    history = [("Kinesis 샤드 하나의 쓰기 처리량은?", "샤드 하나는 초당 1MB 또는 1,000건을 쓸 수 있습니다 [1].")]
+    follow_up = "그럼 읽기는요?"
+    fresh = list(engine.ask(follow_up, history))[-1][1]
+    rewrite = engine._rewrite_messages(follow_up, history)
+    assert engine.model.ahead(rewrite, stop_words=["\n"]) == engine.model.invoke(rewrite, stop=["\n"]).text
+
+    llama = engine.model.llama
+    evaluated: list[int] = []
+    real_eval = llama.eval
+    monkeypatch.setattr(llama, "eval", lambda toks: evaluated.append(len(toks)) or real_eval(toks))
+    assert engine.preread(follow_up, history=history) > 200
+    evaluated.clear()
+    events = iter(engine.ask(follow_up, history))
+    next(kind for kind, _ in events if kind == "token")
+    assert 0 < sum(evaluated) < 60  # not the conversation, not the rewrite, not the sources
+    answer = [value for kind, value in events if kind == "done"][0]
+    assert (answer.query, answer.text) == (fresh.query, fresh.text)

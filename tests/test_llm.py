@@ -585,12 +585,14 @@ def test_real_prefix_is_reused_and_restored(real_model, monkeypatch):
     """Counted in tokens evaluated, not seconds, so a busy machine cannot fail it."""
     from langchain_core.messages import HumanMessage, SystemMessage
 
+    import tutor.llm_llamacpp as backend
+
     llama = real_model.llama
     evaluated: list[int] = []
     saves: list[int] = []
-    real_eval, real_save = llama.eval, llama.save_state
+    real_eval, real_snapshot = llama.eval, backend._snapshot
     monkeypatch.setattr(llama, "eval", lambda toks: evaluated.append(len(toks)) or real_eval(toks))
-    monkeypatch.setattr(llama, "save_state", lambda: saves.append(1) or real_save())
+    monkeypatch.setattr(backend, "_snapshot", lambda state_of: saves.append(1) or real_snapshot(state_of))
 
     system = SystemMessage("당신은 AWS 학습 도우미입니다. " + "노트에 근거해서만 답하세요. " * 60)
     n_system = real_model.get_num_tokens(system.content)

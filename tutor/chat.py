@@ -36,6 +36,7 @@ COPY_RUN, COPIED_SHARE = 6, 0.5  # an answer above a bare "[1] [2]" line counts 
 MIN_SOURCE_TOKENS = 60  # a source cut shorter than this says too little to be worth its header
 HISTORY_TURNS = 3  # turns of history the follow-up rewrite sees
 HISTORY_ANSWER_CHARS = 300
+REWRITES_KEPT = 8  # follow-ups rewritten while typed, by prompt: the one asked is among the last
 
 # Relevance gate on the best hit's dense cosine, calibrated for the default embedder
 # (multilingual-e5-small) on the starter vault with `bench/chat_bench.py --calibrate`
@@ -165,6 +166,7 @@ class ChatEngine:
         self.k, self.budget_tokens = k, budget_tokens or default_context_tokens()
         self._known: tuple[int | None, Any] = (None, None)  # (index generation, IndexTerms)
         self._asks = 0  # questions asked so far: a pre-read stops when this moves
+        self._rewritten: dict[str, str] = {}  # rewrite prompt -> query, written while typed
         self.count_tokens = count_tokens or token_counter(model)
         if min_relevance is not None:
             self.min_relevance = {"ko": min_relevance, "en": min_relevance}
@@ -216,7 +218,9 @@ class ChatEngine:
         """While the user is still typing a question, let the model read what its prompt will
         start with (llama.cpp only). For a first question: the sources found for the text so
         far, so that if the finished question finds the same ones, its answer starts after
-        reading only the question. For a follow-up: the conversation its rewrite reads.
+        reading only the question. For a follow-up: the conversation its rewrite reads, then
+        the rewrite of the text so far (kept for the question asked, if it is the same), and
+        that query's sources.
         Stops when ``stop()`` says the text changed or a question is asked; returns the prompt
         tokens read ahead (0 when there is nothing to read: no model support, a refusal)."""
         preread = getattr(self.model, "preread", None)
@@ -228,17 +232,27 @@ class ChatEngine:
         def halted() -> bool:
             return self._asks != asks or stop()
 
+        lang = language_of(partial)
+        query, read = partial, 0
         if history:
-            messages = self._rewrite_messages(_TYPING, history)
-        else:
-            lang = language_of(partial)
-            hits = self.retriever.search(partial, k=self.k, tags=tuple(tags))
-            sources = self.fit_sources(hits)
-            if halted() or self._refusal(partial, lang, hits, sources, quiet=True):
-                return 0
-            messages = self._messages(_TYPING, lang, sources)
-        system, user = messages
-        return preread([system, type(user)(user.content.split(_TYPING)[0])], halted)
+            rewrite = self._rewrite_messages(_TYPING, history)
+            read = _read_open(preread, rewrite, halted, pin=True)  # the conversation
+            ahead = getattr(self.model, "ahead", None)
+            if not read or not ahead or halted():
+                return read
+            messages = self._rewrite_messages(partial, history)
+            reply = ahead(messages, halted, ["\n"])
+            if reply is None:
+                return read
+            query = self._rewritten[messages[1].content] = self._parse_rewrite(reply, partial)
+            while len(self._rewritten) > REWRITES_KEPT:
+                self._rewritten.pop(next(iter(self._rewritten)))
+        hits = self.retriever.search(query, k=self.k, tags=tuple(tags))
+        sources = self.fit_sources(hits)
+        if halted() or self._refusal(query, lang, hits, sources, quiet=True):
+            return read
+        # a follow-up's sources are pinned: its next rewrite runs in between
+        return _read_open(preread, self._messages(_TYPING, lang, sources), halted, pin=bool(history)) or read
 
     def _refusal(self, query: str, lang: str, hits, sources: list[Source], quiet: bool = False) -> str | None:
         """What to say instead of answering, when the notes cannot answer ``query``."""
@@ -301,13 +315,20 @@ class ChatEngine:
         yield "done", Answer(question, query, "".join(emitted).strip(), grounded, cited, sources)
 
     def standalone_query(self, question: str, history: Sequence[tuple[str, str]]) -> str:
-        """Turn a follow-up ("그럼 Glue는?") into a query that retrieves on its own."""
-        reply = self.model.invoke(self._rewrite_messages(question, history), stop=["\n"])
-        line = next((ln for ln in reply.text.splitlines() if ln.strip()), "")
+        """Turn a follow-up ("그럼 Glue는?") into a query that retrieves on its own; one
+        rewritten while it was typed is not written again."""
+        messages = self._rewrite_messages(question, history)
+        if (query := self._rewritten.get(messages[1].content)) is not None:
+            return query
+        return self._parse_rewrite(self.model.invoke(messages, stop=["\n"]).text, question)
+
+    @staticmethod
+    def _parse_rewrite(reply: str, question: str) -> str:
+        line = next((ln for ln in reply.splitlines() if ln.strip()), "")
         query = re.sub(r"^\s*(standalone query|query)\s*:\s*", "", line, flags=re.I)
         query = query.strip().strip("\"'`“”").strip()
         if not query or len(query) > 4 * len(question) + 200:
-            log.info("Rewrite gave %r; searching the question as asked", reply.text[:80])
+            log.info("Rewrite gave %r; searching the question as asked", reply[:80])
             return question
         return query
 
@@ -338,6 +359,12 @@ class ChatEngine:
     def _block(self, source: Source) -> str:
         return prompts.render(prompts.SOURCE_BLOCK, n=source.n,
                               heading=source.heading or source.title, text=source.text)
+
+
+def _read_open(preread, messages: list, stop: Callable[[], bool], pin: bool) -> int:
+    """Have the model read ``messages`` up to where the question, still being typed, goes."""
+    system, user = messages
+    return preread([system, type(user)(user.content.split(_TYPING)[0])], stop, pin=pin)
 
 
 def fit_texts(hits, budget: int, cost: Callable[[int, Any, str], int]) -> list[tuple[Any, str]]:

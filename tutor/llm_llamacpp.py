@@ -28,6 +28,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
@@ -125,12 +126,7 @@ class _Engine:
         key = tuple(int(t) for t in llama.input_ids[: llama.n_tokens])
         if not key or key in self.pins:
             return
-        state = llama.save_state()
-        # save_state copies the whole logits buffer; a restored state is re-evaluated
-        # from its last token before sampling (load_state sets _requires_eval), so those
-        # logits are never read. One row keeps load_state's broadcast assignment valid.
-        state.scores = state.scores[-1:].copy()
-        self.pins[key] = state
+        self.pins[key] = _snapshot(llama)
         while len(self.pins) > 1 and (
                 len(self.pins) > MAX_PINS
                 or sum(p.llama_state_size for p in self.pins.values()) > self.cache_bytes):
@@ -171,19 +167,44 @@ class _Engine:
             self.steady = llama.n_tokens
         return llama.n_tokens
 
-    def ready(self, tokens: list[int]) -> None:
+    def ready(self, tokens: list[int], stop: Callable[[], bool] | None = None) -> None:
         """Read a prompt up to the grid line that leaves the tail for llama-cpp-python to
         read and sample from: one batch of at least ``grid`` tokens, and longer than a
-        draft check, which would ask every row for logits and so change the last one's."""
+        draft check, which would ask every row for logits and so change the last one's.
+        With ``stop``, in small batches until it says stop (the tail is then not read)."""
         if not self.grid or len(tokens) > self.llama.n_ctx():
             return  # too long: llama-cpp-python says so, in words _map_error passes on
         draft = self.llama.draft_model
-        self.settle(tokens, len(tokens) - max(self.grid, 2 + (draft.max_tokens if draft else 0)))
+        end = len(tokens) - max(self.grid, 2 + (draft.max_tokens if draft else 0))
+        if stop is None:
+            self.settle(tokens, end)
+        elif self.settle(tokens, end, PREREAD_BATCH, stop) < max(0, end) // self.grid * self.grid:
+            return
         self.steady = len(tokens)  # the tail is read next, in one batch on the grid
 
 MAX_PINS = 4
 MIN_RESTORE_GAIN = 32  # tokens: below that, evaluating is as cheap as restoring
 PREREAD_BATCH = 32  # tokens a pre-read evaluates between looks at whether to stop: about 0.3-0.7 s
+
+
+def _snapshot(llama: Any) -> Any:
+    """``llama.save_state()`` without its copy of every prompt row's logits (n_tokens x 152k
+    floats: 600 MB for a 1,000-token prompt, for a moment). A restored state is re-evaluated
+    from its last token before sampling (load_state sets _requires_eval), so those logits are
+    never read; one row keeps load_state's broadcast assignment valid."""
+    import ctypes
+
+    from llama_cpp import llama_state_get_data, llama_state_get_size
+    from llama_cpp.llama import LlamaState
+
+    size = llama_state_get_size(llama._ctx.ctx)
+    data = (ctypes.c_uint8 * int(size))()
+    n_bytes = int(llama_state_get_data(llama._ctx.ctx, data, size))
+    if n_bytes > int(size):
+        raise RuntimeError("Failed to copy llama state data")
+    return LlamaState(input_ids=llama.input_ids.copy(), scores=llama._scores[-1:].copy(),
+                      n_tokens=llama.n_tokens, llama_state=ctypes.string_at(data, n_bytes),
+                      llama_state_size=n_bytes, seed=llama._seed)
 
 
 def _common_prefix(a: Any, b: Any) -> int:
@@ -427,9 +448,9 @@ class LlamaCppChat(BaseChatModel):
         params.update(kwargs)
         return params
 
-    def _ready(self, payload: list[dict[str, str]]) -> None:
+    def _ready(self, payload: list[dict[str, str]], stop: Callable[[], bool] | None = None) -> None:
         """Before llama-cpp-python reads ``payload``: a pinned prefix restored, the prompt
-        read on the grid (its tokens computed once for both)."""
+        read on the grid (its tokens computed once for both), until ``stop()``."""
         engine = self._engine
         if not (self.prefix_cache and engine.pins) and not engine.grid:
             return
@@ -439,7 +460,7 @@ class LlamaCppChat(BaseChatModel):
             return
         if self.prefix_cache:
             engine.restore_prefix(tokens)
-        engine.ready(tokens)
+        engine.ready(tokens, stop)
 
     # -- LangChain hooks ----------------------------------------------------------------
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
@@ -528,11 +549,14 @@ class LlamaCppChat(BaseChatModel):
                 self._engine.pin_current()
         return time.perf_counter() - t0
 
-    def preread(self, messages: list[BaseMessage], stop: Callable[[], bool] = lambda: False) -> int:
+    def preread(self, messages: list[BaseMessage], stop: Callable[[], bool] = lambda: False,
+                pin: bool = False) -> int:
         """Evaluate the start of a prompt not yet finished (the last message is cut short:
         the user is still typing the rest), in small batches, until ``stop()`` says the
         prompt changed or a real call wants the model. Returns how many of its tokens the KV
         cache now holds; the next call whose prompt starts the same evaluates only the rest.
+        ``pin`` keeps what was read (with ``prefix_cache``) for when another prompt runs in
+        between, as a follow-up's rewrite does before its answer.
         A model busy answering is left alone (returns 0): this is spare time, not a queue."""
         if not self.lock.acquire(blocking=False):
             return 0
@@ -542,7 +566,36 @@ class LlamaCppChat(BaseChatModel):
             tokens = engine.open_prompt_tokens(payload)
             if self.prefix_cache:
                 engine.restore_prefix(tokens)
-            return engine.settle(tokens, len(tokens), PREREAD_BATCH, stop)
+            read = engine.settle(tokens, len(tokens), PREREAD_BATCH, stop)
+            if pin and self.prefix_cache and read:
+                engine.pin_current()
+            return read
+        finally:
+            self.lock.release()
+
+    def ahead(self, messages: list[BaseMessage], stop: Callable[[], bool] = lambda: False,
+              stop_words: list[str] | None = None) -> str | None:
+        """A whole reply written in spare time, as ``invoke`` would write it (same prompt
+        reading, sampler and seed), or None when ``stop()`` interrupted it or the model was
+        busy. Reading stops within a small batch, writing within a token."""
+        if not self.lock.acquire(blocking=False):
+            return None
+        try:
+            payload = [_to_dict(m) for m in messages]
+            self._ready(payload, stop)
+            if stop():
+                return None
+            text = []
+            with closing(self.llama.create_chat_completion(
+                    messages=payload, stream=True, **self._params(stop_words))) as parts:
+                for part in parts:
+                    if stop():
+                        return None
+                    choice = part["choices"][0] if part.get("choices") else {}
+                    text.append((choice.get("delta") or {}).get("content") or "")
+            return "".join(text)
+        except ValueError as e:
+            raise _map_error(e, self.n_ctx) from e
         finally:
             self.lock.release()
 

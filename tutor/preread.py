@@ -4,7 +4,8 @@ On a 2-core CPU the model needs 4-9 s to read the sources before its first word,
 needs about as long to type a question. A pause in typing hands the text so far to
 `ChatEngine.preread` on one background thread; newer text, or a question asked, stops it
 within one small batch. When the finished question finds the same sources, its answer starts
-after reading the question alone; a follow-up's rewrite finds the conversation already read.
+after reading the question alone; a follow-up is rewritten into its standalone query during the
+pause, so its sources are read ahead too.
 """
 from __future__ import annotations
 
