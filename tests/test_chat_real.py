@@ -114,8 +114,9 @@ def test_a_prompt_longer_than_the_context_says_so(model_file):
 
 @pytest.mark.slow
 def test_a_follow_up_read_while_typed_is_answered_as_if_it_were_not(engine, monkeypatch):
-    """Its rewrite and its sources are read ahead: after Enter the model reads only the end of
-    the prompt, and the query and answer are those of a follow-up asked without reading ahead."""
+    """Its rewrite and its sources are read ahead, at a later pause without reading the
+    conversation or the sources again: after Enter the model reads only the end of the prompt,
+    and the query and answer are those of a follow-up asked without reading ahead."""
     if not engine.model._engine.grid:
         pytest.skip("no batch grid on this CPU reads a prompt in pieces exactly as in one go")
     engine.warm()
@@ -129,7 +130,10 @@ def test_a_follow_up_read_while_typed_is_answered_as_if_it_were_not(engine, monk
     evaluated: list[int] = []
     real_eval = llama.eval
     monkeypatch.setattr(llama, "eval", lambda toks: evaluated.append(len(toks)) or real_eval(toks))
+    assert engine.preread(follow_up[:-2], history=history) > 200  # a pause before the last letters
+    evaluated.clear()
     assert engine.preread(follow_up, history=history) > 200
+    assert sum(evaluated) < 100  # the new rewrite; the conversation and sources were kept
     evaluated.clear()
     events = iter(engine.ask(follow_up, history))
     next(kind for kind, _ in events if kind == "token")
