@@ -7,6 +7,7 @@
     .venv/bin/python bench/chat_bench.py --home DIR --calibrate       # best-hit cosine distributions
     .venv/bin/python bench/chat_bench.py --home DIR --typed 1         # sources read while typing
     .venv/bin/python bench/chat_bench.py --home DIR --follow-ups [--typed 0]  # 10 second turns
+    .venv/bin/python bench/chat_bench.py --home DIR --keys-per-s 3    # typed a letter at a time
 
 On --out-of-domain every grounded answer is a wrong one: it cites notes that cannot answer;
 --no-gate turns the relevance threshold off to see what the model alone does with them.
@@ -195,9 +196,12 @@ def calibrate(notes: Path) -> None:
 
 def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
           questions: list[tuple[str, str | None]], gate: bool = True, typed: int | None = None,
-          first: dict[str, str] | None = None) -> None:
-    """``first`` maps a follow-up to the question asked (untimed) before it."""
+          first: dict[str, str] | None = None, keys_per_s: float | None = None) -> None:
+    """``first`` maps a follow-up to the question asked (untimed) before it. ``keys_per_s``
+    types each question into the UI's typing reader a character at a time at that rate, Enter
+    one keystroke after the last: what reading ahead gives a user who does not pause."""
     from tutor.chat import ChatEngine, make_model
+    from tutor.preread import Prereader
     from tutor.prompts import REFUSAL
     from tutor.retrieve import Retriever
 
@@ -209,7 +213,8 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
                         min_relevance=None if gate else -1.0)
     engine.warm()
     t2 = time.perf_counter()
-    rows, reading = [], []
+    rows, reading, after_enter = [], [], []
+    evaluated = count_evaluated(engine.model)
     for question, note in questions:
         history = []
         if first and question in first:
@@ -219,18 +224,27 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
             start = time.perf_counter()
             engine.preread(" ".join(question.split()[:len(question.split()) - typed]), history=history)
             reading.append(time.perf_counter() - start)
+        if keys_per_s:
+            prereader = Prereader(lambda: engine)
+            for end in range(1, len(question) + 1):
+                prereader.typed(question[:end], history=history)
+                time.sleep(1 / keys_per_s)
         start = time.perf_counter()
         sources_at = first_at = None
-        pieces = 0
+        pieces, read_before = 0, sum(evaluated)
         for kind, value in engine.ask(question, history):
             now = time.perf_counter()
             if kind == "sources":
                 sources_at = now - start
             elif kind == "token":
+                if first_at is None:
+                    after_enter.append(sum(evaluated) - read_before)
                 first_at = now - start if first_at is None else first_at
                 pieces += 1
             elif kind == "done":
                 answer, end = value, now - start
+        if keys_per_s:
+            prereader.close()
         # a refusal (the gate's, for unknown names too, or the model's marker) has no speed to time;
         # an answer streamed in a few pieces has a first token but too little to time generation by
         generated = not answer.text.endswith(tuple(REFUSAL.values()))
@@ -265,9 +279,23 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
     print(f"| {pct(to_sources, .5):.2f} / {pct(to_sources, .95):.2f} s "
           f"| {pct(first, .5):.2f} / {pct(first, .95):.2f} s "
           f"| {statistics.median(rates):.1f} | {peak_gb:.2f} GB |")
+    if evaluated and after_enter:
+        print(f"\nprompt tokens the model read between asking and its first token: "
+              f"{pct(after_enter, .5):.0f} / {pct(after_enter, .95):.0f} p50 / p95")
     if reading:
         print(f"\nread ahead while typing (all but the last {typed} words): "
               f"{pct(reading, .5):.2f} / {pct(reading, .95):.2f} s p50 / p95")
+
+
+def count_evaluated(model) -> list[int]:
+    """The sizes of the batches the llama.cpp model evaluates from now on (nothing for Ollama):
+    a count of the work done after Enter that a busy machine does not change."""
+    sizes: list[int] = []
+    llama = getattr(model, "llama", None)
+    if llama is not None:
+        real_eval = llama.eval
+        llama.eval = lambda tokens: sizes.append(len(tokens)) or real_eval(tokens)
+    return sizes
 
 
 def use_home(home: Path | None, notes: Path) -> None:
@@ -296,6 +324,8 @@ def main() -> None:
     parser.add_argument("--no-gate", action="store_true", help="answer whatever the relevance threshold says")
     parser.add_argument("--typed", type=int, metavar="WORDS",
                         help="read ahead as while typing first: the question but its last WORDS words (0: all)")
+    parser.add_argument("--keys-per-s", type=float, metavar="RATE",
+                        help="type each question a character at a time at RATE, reading ahead as the UI does")
     parser.add_argument("--calibrate", action="store_true",
                         help="print best-hit cosine distributions instead (no LLM)")
     args = parser.parse_args()
@@ -308,7 +338,8 @@ def main() -> None:
                      else [(q, note) for _, q, note in FOLLOW_UPS] if args.follow_ups
                      else [(q, None) for q in OUT_OF_DOMAIN] if args.out_of_domain else BENCH)
         bench(notes, args.llm, args.budget, args.show, questions, gate=not args.no_gate, typed=args.typed,
-              first={q: before for before, q, _ in FOLLOW_UPS} if args.follow_ups else None)
+              first={q: before for before, q, _ in FOLLOW_UPS} if args.follow_ups else None,
+              keys_per_s=args.keys_per_s)
 
 
 if __name__ == "__main__":
