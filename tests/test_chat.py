@@ -549,3 +549,28 @@ def test_an_interrupted_rewrite_is_not_kept_and_reads_no_sources(vault):
     assert len(eng.model.read) == 1 and eng.retriever.queries == []
     _, _, answer = run(eng, "그럼 Glue는?", history=history)
     assert answer.query == "Glue 크롤러는 무엇을 하나요?" and len(eng.model.seen) == 2
+
+
+def test_typing_on_does_not_stop_a_read_whose_sources_stay_the_same(vault):
+    def reading(**opts):
+        eng = ChatEngine(SpyRetriever(vault), ReadingChat(replies=[]), vault_name=vault.name, min_relevance=0.0)
+        return eng, eng.preread("Kinesis 샤드 ", stop=lambda: True, **opts)  # text typed since
+
+    eng, read = reading(newest=lambda: "Kinesis 샤드 처")  # a word still being typed: no new search
+    assert read == 100 and not eng.model.stopped and eng.retriever.queries == ["Kinesis 샤드"]
+    eng, read = reading(newest=lambda: "Kinesis 샤드 처리량은 ", tags=("service/kinesis",))
+    assert read == 100 and eng.retriever.queries == ["Kinesis 샤드", "Kinesis 샤드 처리량은"]  # same sources
+    for opts in ({"newest": lambda: "Glue 크롤러는 "},  # other sources: reading these is wasted
+                 {"newest": lambda: None},  # more than the text changed (a tag chosen)
+                 {}):  # no way to tell what was typed since
+        eng, read = reading(**opts)
+        assert read == 0, opts
+
+
+def test_typing_on_stops_a_follow_ups_rewrite_but_not_its_conversation(vault):
+    history = [("Kinesis 샤드 처리량은?", "초당 1MB [1].")]
+    eng = ChatEngine(SpyRetriever(vault), RewritingChat(replies=["Glue 크롤러는 무엇을 하나요?"]),
+                     vault_name=vault.name, min_relevance=0.0)
+    assert eng.preread("그럼 Glue", history=history, stop=lambda: True, newest=lambda: "그럼 Glue는") == 100
+    assert len(eng.model.read) == 1 and not eng.model.stopped  # the conversation does not depend on the text
+    assert eng.model.replies and eng.retriever.queries == []  # the rewrite stopped at once

@@ -140,3 +140,18 @@ def test_a_follow_up_read_while_typed_is_answered_as_if_it_were_not(engine, monk
     assert 0 < sum(evaluated) < 60  # not the conversation, not the rewrite, not the sources
     answer = [value for kind, value in events if kind == "done"][0]
     assert (answer.query, answer.text) == (fresh.query, fresh.text)
+
+
+@pytest.mark.slow
+def test_typing_on_checks_the_sources_while_the_model_reads(engine):
+    """The check runs inside the model's read, which holds its lock: it must not need the model
+    (it once asked the tokenizer for a count and waited on that lock for ever)."""
+    import threading
+
+    read: list[int] = []
+    typing = threading.Thread(target=lambda: read.append(engine.preread(
+        "Glue 크롤러는 ", stop=lambda: True, newest=lambda: "Glue 크롤러는 무슨 ")))
+    typing.start()
+    typing.join(300)
+    assert not typing.is_alive(), "the read ahead waited on the model it was reading with"
+    assert read[0] > 300  # the words typed since find the same sources: read on

@@ -1,6 +1,7 @@
 """Reading ahead while the user types: the latest text after a pause, stopped by newer text."""
 from __future__ import annotations
 
+import queue
 import threading
 import time
 
@@ -17,7 +18,7 @@ class SlowEngine:
         self.stopped: list[bool] = []
         self.started, self.finished, self.release = threading.Event(), threading.Event(), threading.Event()
 
-    def preread(self, text, tags=(), stop=lambda: False, history=()):
+    def preread(self, text, tags=(), stop=lambda: False, history=(), newest=None):
         self.texts.append((text, tags) + ((history,) if history else ()))
         self.started.set()
         while not stop() and not self.release.is_set():
@@ -68,7 +69,7 @@ def test_nothing_is_read_without_a_loaded_engine_and_errors_are_not_raised():
     assert wait_for(lambda: calls)
 
     class Broken:
-        def preread(self, text, tags=(), stop=None, history=()):
+        def preread(self, text, tags=(), stop=None, history=(), newest=None):
             calls.append(text)
             raise RuntimeError("the model fell over")
 
@@ -89,3 +90,36 @@ def test_closing_stops_the_read_in_progress_and_the_thread():
     reader.typed("Kinesis 샤드")  # after closing, typing reads nothing
     time.sleep(0.1)
     assert len(engine.texts) == 1 and not reader._thread.is_alive()
+
+
+def test_a_word_ended_is_read_without_waiting_for_a_pause():
+    engine = SlowEngine()
+    engine.release.set()
+    reader = Prereader(lambda: engine, pause=WAIT * 2)  # a pause that never comes in this test
+    reader.typed("Kinesis")
+    reader.typed("Kinesis ")
+    assert engine.finished.wait(WAIT) and engine.texts == [("Kinesis ", ())]
+
+
+def test_a_read_in_progress_sees_the_text_typed_since_unless_more_changed():
+    seen, started, go = [], queue.Queue(), threading.Semaphore(0)
+
+    class Watching:
+        def preread(self, text, tags=(), stop=lambda: False, history=(), newest=None):
+            started.put(text)
+            go.acquire(timeout=WAIT)  # reading, until the test has typed on
+            seen.append(newest())
+            return 0
+
+    reader = Prereader(Watching, pause=0.01)
+    reader.typed("Kinesis", ["service/kinesis"])
+    assert started.get(timeout=WAIT) == "Kinesis"
+    reader.typed("Kinesis 샤", ["service/kinesis"])
+    go.release()
+    assert wait_for(lambda: seen) and seen[0] == "Kinesis 샤"
+    assert started.get(timeout=WAIT) == "Kinesis 샤"  # the newer text is read next
+    reader.typed("Kinesis 샤드", ["service/s3"])  # a tag chosen: not the same prompt
+    go.release()
+    assert wait_for(lambda: len(seen) == 2) and seen[1] is None
+    go.release()
+    reader.close()

@@ -145,7 +145,7 @@ def test_typing_reads_ahead_a_first_question_once_the_model_is_loaded(vault, fak
 
     read = []
     monkeypatch.setattr(ChatEngine, "preread",
-                        lambda self, text, tags=(), stop=None, history=(): read.append((text, tags, history)) or 0)
+                        lambda self, text, tags=(), stop=None, history=(), newest=None: read.append((text, tags, history)) or 0)
     ws = started(vault)
     try:
         ws.typing("샤드 처리량")

@@ -214,29 +214,35 @@ class ChatEngine:
         yield from self._generate(question, query, lang, sources)
 
     def preread(self, partial: str, tags: Sequence[str] = (), stop: Callable[[], bool] = lambda: False,
-                history: Sequence[tuple[str, str]] = ()) -> int:
+                history: Sequence[tuple[str, str]] = (), newest: Callable[[], str | None] | None = None) -> int:
         """While the user is still typing a question, let the model read what its prompt will
         start with (llama.cpp only). For a first question: the sources found for the text so
         far, so that if the finished question finds the same ones, its answer starts after
         reading only the question. For a follow-up: the conversation its rewrite reads, then
         the rewrite of the text so far (kept for the question asked, if it is the same), and
         that query's sources.
-        Stops when ``stop()`` says the text changed or a question is asked; returns the prompt
-        tokens read ahead (0 when there is nothing to read: no model support, a refusal)."""
+        Stops when a question is asked, or when ``stop()`` says the text changed, unless the
+        text typed since (``newest()``) would not change what is being read: a first question's
+        words completed since find the same sources, and a follow-up's conversation does not
+        depend on its text. Returns the prompt tokens read ahead (0 when there is nothing to
+        read: no model support, a refusal)."""
         preread = getattr(self.model, "preread", None)
-        partial = partial.strip()
+        words, partial = _whole_words(partial), partial.strip()
         if not preread or not partial:
             return 0
         asks = self._asks
 
+        def asked() -> bool:
+            return self._asks != asks
+
         def halted() -> bool:
-            return self._asks != asks or stop()
+            return asked() or stop()
 
         lang = language_of(partial)
         query, read = partial, 0
         if history:
             rewrite = self._rewrite_messages(_TYPING, history)
-            read = _read_open(preread, rewrite, halted, pin=True)  # the conversation
+            read = _read_open(preread, rewrite, asked, pin=True)  # the conversation
             ahead = getattr(self.model, "ahead", None)
             if not read or not ahead or halted():
                 return read
@@ -249,10 +255,36 @@ class ChatEngine:
                 self._rewritten.pop(next(iter(self._rewritten)))
         hits = self.retriever.search(query, k=self.k, tags=tuple(tags))
         sources = self.fit_sources(hits)
-        if halted() or self._refusal(query, lang, hits, sources, quiet=True):
+        reading = self._reading(hits)
+        same = {words: True}  # words typed in full -> whether they find the sources being read
+
+        def changed() -> bool:
+            if asked():
+                return True
+            if not stop():
+                return False
+            text = newest() if newest and not history else None  # a follow-up's sources wait on
+            if text is None:  # its rewrite: any change stops them
+                return True
+            now = _whole_words(text)
+            if now not in same:
+                same[now] = bool(now) and self._reading(
+                    self.retriever.search(now, k=self.k, tags=tuple(tags))) == reading
+            return not same[now]
+
+        if changed() or self._refusal(query, lang, hits, sources, quiet=True):
             return read
-        # a follow-up's sources are pinned: its next rewrite runs in between
-        return _read_open(preread, self._messages(_TYPING, lang, sources), halted, pin=bool(history)) or read
+        # a follow-up's sources are pinned: the next pause's rewrite runs in between
+        return _read_open(preread, self._messages(_TYPING, lang, sources), changed, pin=bool(history)) or read
+
+    def _reading(self, hits) -> tuple:
+        """The sections, and how much of each, that a prompt for ``hits`` reads, fitted by the
+        token estimate: this is asked while the model, and so its tokenizer, is busy reading.
+        A wrong guess costs only time: an answer reads its own prompt, reusing what matches."""
+        def cost(n: int, hit, text: str) -> int:
+            return estimate_tokens(self._block(self._source(n, hit, text)))
+
+        return tuple((hit.chunk_id, text) for hit, text in fit_texts(hits, self.budget_tokens, cost))
 
     def _refusal(self, query: str, lang: str, hits, sources: list[Source], quiet: bool = False) -> str | None:
         """What to say instead of answering, when the notes cannot answer ``query``."""
@@ -365,6 +397,12 @@ def _read_open(preread, messages: list, stop: Callable[[], bool], pin: bool) -> 
     """Have the model read ``messages`` up to where the question, still being typed, goes."""
     system, user = messages
     return preread([system, type(user)(user.content.split(_TYPING)[0])], stop, pin=pin)
+
+
+def _whole_words(text: str) -> str:
+    """The words typed in full: a word still being typed would find other sources for a moment."""
+    text = text.strip() if text[-1:].isspace() else re.sub(r"\S+$", "", text)
+    return text.strip()
 
 
 def fit_texts(hits, budget: int, cost: Callable[[int, Any, str], int]) -> list[tuple[Any, str]]:

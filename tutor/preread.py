@@ -1,11 +1,12 @@
 """Reading the sources while the question is still being typed.
 
 On a 2-core CPU the model needs 4-9 s to read the sources before its first word, and the user
-needs about as long to type a question. A pause in typing hands the text so far to
-`ChatEngine.preread` on one background thread; newer text, or a question asked, stops it
-within one small batch. When the finished question finds the same sources, its answer starts
-after reading the question alone; a follow-up is rewritten into its standalone query during the
-pause, so its sources are read ahead too.
+needs about as long to type a question. A pause in typing, or a word just ended, hands the text
+so far to `ChatEngine.preread` on one background thread. Typing on does not stop it while the
+prompt it reads stays the same (the words typed since find the same sources); a question
+asked, or a prompt that changed, stops it within one small batch. When the finished question
+finds the same sources, its answer starts after reading the question alone; a follow-up is
+rewritten into its standalone query during the pause, so its sources are read ahead too.
 """
 from __future__ import annotations
 
@@ -55,8 +56,10 @@ class Prereader:
             with self._cond:
                 while self._pending is None and not self._closed:
                     self._cond.wait()
-                while not self._closed:  # until the typing pauses
+                while not self._closed:  # until the typing pauses or a word ends
                     version = self._version
+                    if self._pending[0][-1:].isspace():
+                        break
                     self._cond.wait(self.pause)
                     if self._version == version:
                         break
@@ -67,6 +70,15 @@ class Prereader:
             if engine is None:
                 continue
             try:
-                engine.preread(text, tags, stop=lambda: self._version != version, history=history)
+                engine.preread(text, tags, stop=lambda: self._version != version, history=history,
+                               newest=lambda: self._newest(tags, history))
             except Exception as exc:  # reading ahead is a bonus: the question itself will say what is wrong
                 log.info("Could not read ahead for %r: %s", text[:40], exc)
+
+    def _newest(self, tags: tuple[str, ...], history: tuple) -> str | None:
+        """The text typed since a read began, if only the text changed (None otherwise)."""
+        with self._cond:
+            if self._closed or self._pending is None:
+                return None
+            text, pending_tags, pending_history = self._pending
+        return text if (pending_tags, pending_history) == (tags, history) else None
