@@ -281,10 +281,7 @@ class ChatEngine:
         """The sections, and how much of each, that a prompt for ``hits`` reads, fitted by the
         token estimate: this is asked while the model, and so its tokenizer, is busy reading.
         A wrong guess costs only time: an answer reads its own prompt, reusing what matches."""
-        def cost(n: int, hit, text: str) -> int:
-            return estimate_tokens(self._block(self._source(n, hit, text)))
-
-        return tuple((hit.chunk_id, text) for hit, text in fit_texts(hits, self.budget_tokens, cost))
+        return tuple((s.note, s.heading, s.text) for s in self.fit_sources(hits, estimate_tokens))
 
     def _refusal(self, query: str, lang: str, hits, sources: list[Source], quiet: bool = False) -> str | None:
         """What to say instead of answering, when the notes cannot answer ``query``."""
@@ -375,10 +372,13 @@ class ChatEngine:
                                 question=question)
         return [SystemMessage(prompts.REWRITE_SYSTEM), HumanMessage(prompt)]
 
-    def fit_sources(self, hits) -> list[Source]:
-        """The hits numbered in rank order within the token budget (`fit_texts`)."""
+    def fit_sources(self, hits, count_tokens: Callable[[str], int] | None = None) -> list[Source]:
+        """The hits numbered in rank order within the token budget (`fit_texts`), counted by
+        the model unless ``count_tokens`` says otherwise."""
+        count = count_tokens or self.count_tokens
+
         def cost(n: int, hit, text: str) -> int:
-            return self.count_tokens(self._block(self._source(n, hit, text)))
+            return count(self._block(self._source(n, hit, text)))
 
         return [self._source(n, hit, text)
                 for n, (hit, text) in enumerate(fit_texts(hits, self.budget_tokens, cost), 1)]

@@ -176,11 +176,9 @@ class _Engine:
             return  # too long: llama-cpp-python says so, in words _map_error passes on
         draft = self.llama.draft_model
         end = len(tokens) - max(self.grid, 2 + (draft.max_tokens if draft else 0))
-        if stop is None:
-            self.settle(tokens, end)
-        elif self.settle(tokens, end, PREREAD_BATCH, stop) < max(0, end) // self.grid * self.grid:
-            return
-        self.steady = len(tokens)  # the tail is read next, in one batch on the grid
+        self.settle(tokens, end, PREREAD_BATCH if stop else 0, stop or (lambda: False))
+        if not (stop and stop()):  # stops only go on: a stopped read stays stopped
+            self.steady = len(tokens)  # the tail is read next, in one batch on the grid
 
 MAX_PINS = 4
 MIN_RESTORE_GAIN = 32  # tokens: below that, evaluating is as cheap as restoring
@@ -503,12 +501,9 @@ class LlamaCppChat(BaseChatModel):
         finish = None
         with self.lock:  # held until the stream is exhausted or closed
             self._ready(payload)
-            try:
-                for part in self.llama.create_chat_completion(
-                        messages=payload, stream=True, **params):
-                    choice = part["choices"][0] if part.get("choices") else {}
-                    finish = choice.get("finish_reason") or finish
-                    text = (choice.get("delta") or {}).get("content")
+            with closing(self._pieces(payload, params)) as pieces:
+                for text, finish_reason in pieces:
+                    finish = finish_reason or finish
                     if not text:
                         continue
                     if first is None:
@@ -518,8 +513,6 @@ class LlamaCppChat(BaseChatModel):
                     if run_manager:
                         run_manager.on_llm_new_token(text, chunk=chunk)
                     yield chunk
-            except ValueError as e:
-                raise _map_error(e, self.n_ctx) from e
         end = time.perf_counter()
         meta = {"finish_reason": finish, "model_name": Path(self.model_path).name,
                 "ttft_s": round((first or end) - t0, 3), "seconds": round(end - t0, 3),
@@ -589,18 +582,23 @@ class LlamaCppChat(BaseChatModel):
             if stop():
                 return None
             text = []
-            with closing(self.llama.create_chat_completion(
-                    messages=payload, stream=True, **self._params(stop_words))) as parts:
-                for part in parts:
+            with closing(self._pieces(payload, self._params(stop_words))) as pieces:
+                for piece, _ in pieces:
                     if stop():
                         return None
-                    choice = part["choices"][0] if part.get("choices") else {}
-                    text.append((choice.get("delta") or {}).get("content") or "")
+                    text.append(piece)
             return "".join(text)
-        except ValueError as e:
-            raise _map_error(e, self.n_ctx) from e
         finally:
             self.lock.release()
+
+    def _pieces(self, payload: list[dict[str, str]], params: dict[str, Any]) -> Iterator[tuple[str, str | None]]:
+        """(text, finish reason) as llama-cpp-python streams them; the caller holds the lock."""
+        try:
+            for part in self.llama.create_chat_completion(messages=payload, stream=True, **params):
+                choice = part["choices"][0] if part.get("choices") else {}
+                yield (choice.get("delta") or {}).get("content") or "", choice.get("finish_reason")
+        except ValueError as e:
+            raise _map_error(e, self.n_ctx) from e
 
 
 def make_llamacpp_chat(path: Path, **opts: Any) -> LlamaCppChat:
