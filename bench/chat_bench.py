@@ -8,6 +8,10 @@
     .venv/bin/python bench/chat_bench.py --home DIR --typed 1         # sources read while typing
     .venv/bin/python bench/chat_bench.py --home DIR --follow-ups [--typed 0]  # 10 second turns
     .venv/bin/python bench/chat_bench.py --home DIR --keys-per-s 3    # typed a letter at a time
+    .venv/bin/python bench/chat_bench.py --home DIR --blocks          # every source read as a block first
+
+Blocks kept under DIR/blocks (`tutor warm`, the UI's spare time, --blocks) are copied into the
+prompts that hold them; TUTOR_BLOCKS=0 measures reading every source in context instead.
 
 On --out-of-domain every grounded answer is a wrong one: it cites notes that cannot answer;
 --no-gate turns the relevance threshold off to see what the model alone does with them.
@@ -196,7 +200,8 @@ def calibrate(notes: Path) -> None:
 
 def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
           questions: list[tuple[str, str | None]], gate: bool = True, typed: int | None = None,
-          first: dict[str, str] | None = None, keys_per_s: float | None = None) -> None:
+          first: dict[str, str] | None = None, keys_per_s: float | None = None,
+          blocks: bool = False) -> None:
     """``first`` maps a follow-up to the question asked (untimed) before it. ``keys_per_s``
     types each question into the UI's typing reader a character at a time at that rate, Enter
     one keystroke after the last: what reading ahead gives a user who does not pause."""
@@ -213,6 +218,11 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
                         min_relevance=None if gate else -1.0)
     engine.warm()
     t2 = time.perf_counter()
+    if blocks:  # every source the questions find, read on its own beforehand (untimed)
+        hits = [h for q, _ in questions for h in retriever.search(q, k=engine.k)]
+        count = engine.read_blocks(hits)
+        print(f"read {count} source blocks ahead in {time.perf_counter() - t2:.1f} s", file=sys.stderr)
+        t2 = time.perf_counter()
     rows, reading, after_enter = [], [], []
     evaluated = count_evaluated(engine.model)
     for question, note in questions:
@@ -326,6 +336,8 @@ def main() -> None:
                         help="read ahead as while typing first: the question but its last WORDS words (0: all)")
     parser.add_argument("--keys-per-s", type=float, metavar="RATE",
                         help="type each question a character at a time at RATE, reading ahead as the UI does")
+    parser.add_argument("--blocks", action="store_true",
+                        help="read every source block the questions find beforehand, to be copied in")
     parser.add_argument("--calibrate", action="store_true",
                         help="print best-hit cosine distributions instead (no LLM)")
     args = parser.parse_args()
@@ -339,7 +351,7 @@ def main() -> None:
                      else [(q, None) for q in OUT_OF_DOMAIN] if args.out_of_domain else BENCH)
         bench(notes, args.llm, args.budget, args.show, questions, gate=not args.no_gate, typed=args.typed,
               first={q: before for before, q, _ in FOLLOW_UPS} if args.follow_ups else None,
-              keys_per_s=args.keys_per_s)
+              keys_per_s=args.keys_per_s, blocks=args.blocks)
 
 
 if __name__ == "__main__":

@@ -192,6 +192,13 @@ class Store:
             ranked = snap.dense(vector, max(k * 4, 20), allowed)
             return snap.hits(ranked, k, dense=dict(ranked))
 
+    def chunks(self) -> list[Hit]:
+        """Every chunk as a hit, note by note in order: what `tutor warm` has the model read."""
+        with self.snapshot() as snap:
+            ids = [i for (i,) in snap.con.execute("SELECT id FROM chunks ORDER BY path, ordinal")]
+            rows = snap.rows(ids)
+        return [Hit(chunk_id=i, score=0.0, **rows[i]) for i in ids]
+
     def questions(self, tags: Iterable[str] = ()) -> list[QuestionRecord]:
         """Every practice question in the indexed notes, optionally only notes with these tags."""
         tags = [t.lstrip("#") for t in tags]

@@ -574,3 +574,76 @@ def test_typing_on_stops_a_follow_ups_rewrite_but_not_its_conversation(vault):
     assert eng.preread("그럼 Glue", history=history, stop=lambda: True, newest=lambda: "그럼 Glue는") == 100
     assert len(eng.model.read) == 1 and not eng.model.stopped  # the conversation does not depend on the text
     assert eng.model.replies and eng.retriever.queries == []  # the rewrite stopped at once
+
+
+class BlockChat(QueuedChat):
+    """Keeps blocks as the llama.cpp backend does (the block's text as its tokens, a few bytes
+    as its state); the disk budget is ``limit`` blocks."""
+
+    prompts: list = Field(default_factory=list)  # (start, prefix) given to use_blocks
+    texts: list = Field(default_factory=list)  # the block prompts read, in order
+    blocks: Any = None
+    limit: int = 100
+
+    def use_blocks(self, start, prefix):
+        from index.home import tutor_home
+        from tutor.llm_blocks import Blocks
+
+        self.prompts.append((start, prefix))
+        if self.blocks is None or self.blocks.max_bytes != self.limit * 2:
+            self.blocks = Blocks([1], [1, 2], tutor_home() / "blocks" / "fake", max_bytes=self.limit * 2)
+        return len(self.blocks)
+
+    def read_block(self, messages, stop):
+        block = tuple(map(ord, messages[1].content))
+        if block in self.blocks:
+            return False
+        if stop() or self.blocks.full:
+            return None
+        self.texts.append(messages[1].content)
+        self.blocks.add(block, b"kv")
+        return True
+
+
+def test_blocks_are_read_as_the_answer_prompt_holds_them(vault):
+    eng = ChatEngine(SpyRetriever(vault), BlockChat(replies=["샤드 [1]."]), vault_name=vault.name, min_relevance=0.0)
+    hits = eng.retriever.search("Kinesis 샤드", k=2)
+    assert eng.read_blocks(hits) == 2 and eng.read_blocks(hits) == 0
+    (start, prefix), = eng.model.prompts[-1:]
+    assert start[0].content == prefix[0].content == prompts.ANSWER_SYSTEM
+    assert prefix[1].content == start[1].content + "[1] " and start[1].content.endswith("Sources:\n\n")
+    for block in eng.model.texts:  # each read as source [1], as it opens an answer prompt
+        assert block.startswith(prefix[1].content)
+    run(eng, "Kinesis 샤드?")
+    asked = eng.model.seen[0][1].content
+    assert eng.model.texts[0][len(start[1].content):] in asked  # a block is part of the prompt
+
+
+def test_spare_time_reads_the_latest_sources_first_then_every_section_until_stopped(vault):
+    eng = ChatEngine(SpyRetriever(vault), BlockChat(replies=["스캔한다 [1]."]), vault_name=vault.name,
+                     min_relevance=0.0, k=1)
+    run(eng, "Glue 크롤러?")
+    assert not eng.read_spare(lambda: len(eng.model.texts) == 1)  # stopped: there is more to read
+    assert "크롤러" in eng.model.texts[0]  # the last question's source first
+    assert eng.read_spare(lambda: False)
+    assert len(eng.model.texts) == 3  # every section of the vault, once
+    eng.model.limit = 1
+    eng.model.texts.clear()
+    eng.model.blocks.forget(next(iter(eng.model.blocks.sizes)))
+    eng.use_blocks()  # a smaller disk budget: full after one more block
+    assert eng.read_spare(lambda: False) and eng.model.texts == []  # full: no block pushed out
+
+
+def test_cli_warm_reads_every_section_once_and_says_where_it_keeps_them(vault, monkeypatch):
+    from tutor import llm
+
+    model = BlockChat(replies=[])
+    monkeypatch.setattr(llm, "get_chat_model", lambda spec=None, **opts: model)
+    result = CliRunner().invoke(cli, ["warm", "--notes", str(vault)])
+    assert result.exit_code == 0, result.output
+    assert len(model.texts) == 3 and "3 sections kept" in result.output and "blocks" in result.output
+    result = CliRunner().invoke(cli, ["warm", "--notes", str(vault)])
+    assert len(model.texts) == 3 and "3 sections kept" in result.output  # nothing read again
+    monkeypatch.setenv("TUTOR_BLOCKS", "0")
+    result = CliRunner().invoke(cli, ["warm", "--notes", str(vault)])
+    assert result.exit_code == 1 and "unset it" in result.output and len(model.texts) == 3

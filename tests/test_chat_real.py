@@ -155,3 +155,55 @@ def test_typing_on_checks_the_sources_while_the_model_reads(engine):
     typing.join(300)
     assert not typing.is_alive(), "the read ahead waited on the model it was reading with"
     assert read[0] > 300  # the words typed since find the same sources: read on
+
+
+@pytest.fixture
+def blocks_home(engine, tmp_path, monkeypatch):
+    """Blocks kept in a home of this test's own, and forgotten by the shared model after it."""
+    monkeypatch.setenv("TUTOR_HOME", str(tmp_path / "blocks-home"))
+    yield tmp_path / "blocks-home"
+    engine.model._engine.blocks = None
+
+
+@pytest.mark.slow
+def test_a_block_copied_to_where_it_was_read_answers_as_reading_it_does(engine, blocks_home, monkeypatch):
+    """Copied to its own place, a kept block's keys and values are those the answer would
+    compute (read on the same grid), so the answer is the same to the character."""
+    if not engine.model._engine.grid:
+        pytest.skip("no batch grid on this CPU reads a prompt in pieces exactly as in one go")
+    question = "Kinesis 샤드 하나의 쓰기 처리량은 얼마인가요?"
+    engine.k = 1  # one source: the block sits where it was read, after "[1]"
+    engine.warm()
+    monkeypatch.setenv("TUTOR_BLOCKS", "0")
+    fresh = list(engine.ask(question))[-1][1]
+    monkeypatch.delenv("TUTOR_BLOCKS")
+    assert engine.read_blocks(engine.retriever.search(question, k=1)) == 1
+    list(engine.ask("S3 수명 주기 규칙은?"))  # the KV cache now holds another prompt
+    model_engine, copied = engine.model._engine, []
+    real_splice = model_engine.splice
+    monkeypatch.setattr(model_engine, "splice", lambda tokens: copied.append(real_splice(tokens)) or copied[-1])
+    assert list(engine.ask(question))[-1][1].text == fresh.text
+    assert copied[0] > 50
+
+
+@pytest.mark.slow
+def test_kept_blocks_are_copied_into_a_prompt_at_any_place(engine, blocks_home, monkeypatch):
+    """Counted in tokens the model evaluates: after Enter it reads only what lies between the
+    blocks and the question; the answer still cites the note (blocks moved from where they
+    were read do not see each other, so it is not the same to the character)."""
+    question = "Kinesis Data Streams 샤드 하나의 쓰기 처리량은 얼마인가요?"
+    engine.warm()
+    hits = engine.retriever.search(question, k=engine.k)
+    assert engine.read_blocks(hits) == len(hits) >= 3  # each on its own, cut to the budget alone
+    assert engine.read_blocks(hits) == 0  # kept: not read again
+    list(engine.ask("S3 수명 주기 규칙은?"))
+    llama = engine.model.llama
+    evaluated: list[int] = []
+    real_eval = llama.eval
+    monkeypatch.setattr(llama, "eval", lambda toks: evaluated.append(len(toks)) or real_eval(toks))
+    events = iter(engine.ask(question))
+    sources = next(value for kind, value in events if kind == "sources")
+    next(kind for kind, _ in events if kind == "token")
+    assert 0 < sum(evaluated) < 120 < sum(len(s.text) for s in sources) // 3
+    answer = [value for kind, value in events if kind == "done"][0]
+    assert answer.grounded and answer.citations[0].note == "kinesis-data-streams-shards.md", answer.text

@@ -123,3 +123,41 @@ def test_a_read_in_progress_sees_the_text_typed_since_unless_more_changed():
     assert wait_for(lambda: len(seen) == 2) and seen[1] is None
     go.release()
     reader.close()
+
+
+class SpareEngine(SlowEngine):
+    """Reads ahead for a question at once; reads note sections in spare time until stopped,
+    or until ``all_read`` is set."""
+
+    def __init__(self):
+        super().__init__()
+        self.release.set()
+        self.spares: list[str] = []
+        self.all_read = threading.Event()
+
+    def read_spare(self, stop):
+        self.spares.append("started")
+        while not stop() and not self.all_read.is_set():
+            time.sleep(0.01)
+        self.spares.append("stopped" if stop() else "done")
+        return not stop()
+
+
+def test_spare_time_after_an_answer_is_used_until_typing_starts_and_all_is_read():
+    engine = SpareEngine()
+    reader = Prereader(lambda: engine, pause=0.01, spare_after=0.05)
+    reader.typed("Kinesis 샤드")
+    assert engine.finished.wait(WAIT)
+    time.sleep(0.3)
+    assert engine.spares == []  # a question is being written: its sources stay in the cache
+    reader.asked()
+    assert wait_for(lambda: engine.spares == ["started"])
+    reader.typed("S")
+    assert wait_for(lambda: engine.spares == ["started", "stopped"])
+    reader.asked()
+    assert wait_for(lambda: len(engine.spares) == 3)
+    engine.all_read.set()
+    assert wait_for(lambda: engine.spares[-1:] == ["done"])
+    time.sleep(0.3)
+    assert len(engine.spares) == 4  # nothing left to read: not asked again
+    reader.close()

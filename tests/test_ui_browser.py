@@ -90,7 +90,8 @@ def server(home):
     """`tutor ui` as a user runs it; yields its address and the seconds until it said so."""
     pytest.importorskip("llama_cpp")
     port = _free_port()
-    env = {**os.environ, "TUTOR_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    # spare time reads note sections as blocks (tutor.llm_blocks): a smaller disk budget in CI
+    env = {**os.environ, "TUTOR_HOME": str(home), "PYTHONUNBUFFERED": "1", "TUTOR_BLOCKS_MB": "256"}
     env.pop("TUTOR_EMBED_MODEL", None)
     env.pop("TUTOR_LLM", None)
     log = home / "ui.log"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import deque
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Literal, Sequence
@@ -17,6 +18,7 @@ from urllib.parse import quote
 
 from index import loanwords
 from tutor import prompts
+from tutor.llm_blocks import enabled as llm_blocks_enabled
 
 log = logging.getLogger("tutor.chat")
 
@@ -36,6 +38,7 @@ COPY_RUN, COPIED_SHARE = 6, 0.5  # an answer above a bare "[1] [2]" line counts 
 MIN_SOURCE_TOKENS = 60  # a source cut shorter than this says too little to be worth its header
 HISTORY_TURNS = 3  # turns of history the follow-up rewrite sees
 HISTORY_ANSWER_CHARS = 300
+RECENT_HITS = 20  # sources of the latest questions, read as blocks first in spare time
 REWRITES_KEPT = 8  # follow-ups rewritten while typed, by prompt: the one asked is among the last
 
 # Relevance gate on the best hit's dense cosine, calibrated for the default embedder
@@ -167,6 +170,7 @@ class ChatEngine:
         self._known: tuple[int | None, Any] = (None, None)  # (index generation, IndexTerms)
         self._asks = 0  # questions asked so far: a pre-read stops when this moves
         self._rewritten: dict[str, str] = {}  # rewrite prompt -> query, written while typed
+        self._recent: deque = deque(maxlen=RECENT_HITS)  # sources of the latest questions
         self.count_tokens = count_tokens or token_counter(model)
         if min_relevance is not None:
             self.min_relevance = {"ko": min_relevance, "en": min_relevance}
@@ -193,6 +197,7 @@ class ChatEngine:
         prefill = getattr(self.model, "prefill", None)
         if prefill:
             prefill([SystemMessage(prompts.ANSWER_SYSTEM)])
+        self.use_blocks()
 
     def ask(self, question: str, history: Sequence[tuple[str, str]] = (),
             tags: Sequence[str] = ()) -> Iterator[ChatEvent]:
@@ -203,6 +208,7 @@ class ChatEngine:
         lang = language_of(question)
         query = self.standalone_query(question, history) if history else question
         hits = self.retriever.search(query, k=self.k, tags=tuple(tags))
+        self._recent.extend(hits)
         sources = self.fit_sources(hits)
         yield "sources", sources
 
@@ -276,6 +282,58 @@ class ChatEngine:
             return read
         # a follow-up's sources are pinned: the next pause's rewrite runs in between
         return _read_open(preread, self._messages(_TYPING, lang, sources), changed, pin=bool(history)) or read
+
+    def _block_prompts(self) -> tuple[list, list, Callable[[Source], list]]:
+        """The answer prompt's start, the prefix a block is read after ("Sources: [1]"), and
+        a source's block prompt: what `use_blocks` and `read_block` take."""
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        head = prompts.render(prompts.ANSWER_USER, sources=_TYPING, question="",
+                              language="").split(_TYPING)[0]
+        system = SystemMessage(prompts.ANSWER_SYSTEM)
+        mark = prompts.render(prompts.SOURCE_BLOCK, n=1, heading=_TYPING, text="").split(_TYPING)[0]
+        return ([system, HumanMessage(head)], [system, HumanMessage(head + mark)],
+                lambda source: [system, HumanMessage(head + self._block(source))])
+
+    def use_blocks(self) -> int:
+        """Let the model (llama.cpp only) copy the blocks read earlier into answer prompts
+        (`tutor.llm_blocks`); returns how many it keeps."""
+        use = getattr(self.model, "use_blocks", None)
+        if not use or not llm_blocks_enabled():
+            return 0
+        start, prefix, _ = self._block_prompts()
+        return use(start, prefix)
+
+    def read_blocks(self, hits, stop: Callable[[], bool] = lambda: False,
+                    progress: Callable[[int], None] = lambda n: None) -> int:
+        """Have the model read each hit's source on its own, to be copied into later prompts
+        instead of read again; returns how many it read (0 without llama.cpp). ``progress``
+        is called with the hits done so far."""
+        if not getattr(self.model, "read_block", None) or not llm_blocks_enabled():
+            return 0
+        self.use_blocks()
+        *_, block = self._block_prompts()
+        read = 0
+        for done, hit in enumerate(hits, 1):
+            for source in self.fit_sources([hit]):
+                result = self.model.read_block(block(source), stop)
+                if result is None:
+                    return read
+                read += result
+            progress(done)
+        return read
+
+    def read_spare(self, stop: Callable[[], bool]) -> bool:
+        """Spare time: read ahead the sources of the latest questions, then every section of
+        the vault, each as a block, until ``stop()``, a question, or the blocks' disk budget
+        is full. False when stopped: there is more to read."""
+        asks = self._asks
+
+        def halted() -> bool:
+            return stop() or self._asks != asks
+
+        self.read_blocks([*reversed(self._recent), *self.retriever.store.chunks()], halted)
+        return not halted()  # all read, the budget full, or the model kept busy by other work
 
     def _reading(self, hits) -> tuple:
         """The sections, and how much of each, that a prompt for ``hits`` reads, fitted by the

@@ -33,7 +33,22 @@ from tutor.llm_sampler import GrammarLastSampler
 
 class Llama(llama_cpp.Llama):
     def __init__(self, *args: Any, draft_tokens: int = 0, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+        # A second KV-cache sequence, sharing the first one's cells, is where a cached block
+        # is loaded before it is moved into the prompt (tutor.llm_blocks). The stock class
+        # has no parameter for either setting; the context is made inside __init__.
+        module = llama_cpp.llama_cpp
+        stock = module.llama_context_default_params
+
+        def params() -> Any:
+            p = stock()
+            p.n_seq_max, p.kv_unified = 2, True
+            return p
+
+        module.llama_context_default_params = params
+        try:
+            super().__init__(*args, **kwargs)
+        finally:
+            module.llama_context_default_params = stock
         self.draft(draft_tokens)
 
     def draft(self, tokens: int) -> None:

@@ -46,7 +46,9 @@ from langchain_core.messages import (
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import PrivateAttr
 
+from tutor import llm_blocks
 from tutor.llm import LLAMA_CPP_PIN, LLMError, env_count
+from tutor.llm_blocks import common_prefix
 from tutor.llm_draft import DRAFT_TOKENS
 
 DEFAULT_CACHE_BYTES = 1 << 30
@@ -89,6 +91,7 @@ class _Engine:
         # front of the KV cache were read that way; generated tokens after them were not.
         self.grid = grid
         self.steady = 0
+        self.blocks: Any = None  # tutor.llm_blocks.Blocks, once a block was read
 
     # All methods below expect the caller to hold ``self.lock``.
     def prompt_tokens(self, payload: list[dict[str, str]]) -> list[int]:
@@ -118,7 +121,7 @@ class _Engine:
         merge into other tokens, are not among them."""
         more = [*payload[:-1], {**payload[-1], "content": payload[-1]["content"] + "x"}]
         tokens = self.prompt_tokens(payload)
-        return tokens[: _common_prefix(tokens, self.prompt_tokens(more))]
+        return tokens[: common_prefix(tokens, self.prompt_tokens(more))]
 
     def pin_current(self) -> None:
         """Remember the current KV state (what the last call evaluated) as a prefix."""
@@ -137,10 +140,10 @@ class _Engine:
         if not self.pins:
             return False
         llama = self.llama
-        have = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
+        have = common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
         best_key, best = None, 0
         for key in self.pins:
-            n = _common_prefix(key, tokens)
+            n = common_prefix(key, tokens)
             if n > best:
                 best_key, best = key, n
         if best_key is None or best < have + MIN_RESTORE_GAIN:
@@ -159,13 +162,38 @@ class _Engine:
         it shares."""
         llama, g = self.llama, self.grid or 1
         end = max(0, min(end, llama.n_ctx() - 1)) // g * g  # past the context llama.cpp would fail
-        shared = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
+        shared = common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
         llama.n_tokens = min(shared, self.steady, end) // g * g if self.grid else min(shared, end)
         step = max(g, (step or llama.n_batch) // g * g)
         while llama.n_tokens < end and not stop():
             llama.eval(tokens[llama.n_tokens: min(end, llama.n_tokens + step)])
             self.steady = llama.n_tokens
         return llama.n_tokens
+
+    def splice(self, tokens: list[int]) -> int:
+        """Copy the cached blocks found in ``tokens`` into the KV cache at their places,
+        reading the tokens between them; returns how many tokens were copied."""
+        llama, blocks = self.llama, self.blocks
+        if blocks is None or not llm_blocks.enabled() or len(tokens) > llama.n_ctx():
+            return 0
+        have = common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
+        # a block the KV cache holds only the start of (the last prompt's first source began
+        # with the same word) is copied whole
+        found = [hit for hit in blocks.found(tokens) if hit[0] + hit[2] > have]
+        if not found:
+            return 0
+        llama.n_tokens, copied = min(have, found[0][0]), 0
+        for at, block, n in found:
+            if llama.n_tokens < at:
+                llama.eval(tokens[llama.n_tokens: at])
+            state = blocks.state(block)
+            if state is None or not llm_blocks.place(llama, state, len(blocks.prefix), at, n):
+                break  # the rest is read as usual
+            llama.input_ids[at: at + n] = tokens[at: at + n]
+            llama.n_tokens = at + n
+            copied += n
+        self.steady = llama.n_tokens
+        return copied
 
     def ready(self, tokens: list[int], stop: Callable[[], bool] | None = None) -> None:
         """Read a prompt up to the grid line that leaves the tail for llama-cpp-python to
@@ -206,15 +234,6 @@ def _snapshot(llama: Any) -> Any:
     return LlamaState(input_ids=llama.input_ids.copy(), scores=llama._scores[-1:].copy(),
                       n_tokens=llama.n_tokens, llama_state=ctypes.string_at(data, n_bytes),
                       llama_state_size=n_bytes, seed=llama._seed)
-
-
-def _common_prefix(a: Any, b: Any) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 _ENGINES: dict[tuple, _Engine] = {}
@@ -453,7 +472,7 @@ class LlamaCppChat(BaseChatModel):
         """Before llama-cpp-python reads ``payload``: a pinned prefix restored, the prompt
         read on the grid (its tokens computed once for both), until ``stop()``."""
         engine = self._engine
-        if not (self.prefix_cache and engine.pins) and not engine.grid:
+        if not (self.prefix_cache and engine.pins) and not engine.grid and engine.blocks is None:
             return
         try:
             tokens = engine.prompt_tokens(payload)
@@ -461,6 +480,7 @@ class LlamaCppChat(BaseChatModel):
             return
         if self.prefix_cache:
             engine.restore_prefix(tokens)
+        engine.splice(tokens)
         engine.ready(tokens, stop)
 
     # -- LangChain hooks ----------------------------------------------------------------
@@ -562,10 +582,64 @@ class LlamaCppChat(BaseChatModel):
             tokens = engine.open_prompt_tokens(payload)
             if self.prefix_cache:
                 engine.restore_prefix(tokens)
+            # no kept blocks copied in: there is time to read the prompt as it is, exactly
             read = engine.settle(tokens, len(tokens), PREREAD_BATCH, stop)
             if pin and self.prefix_cache and read:
                 engine.pin_current()
             return read
+        finally:
+            self.lock.release()
+
+    @property
+    def blocks(self) -> Any:
+        """The blocks kept for the prompt start given to ``use_blocks`` (None before)."""
+        return self._engine.blocks
+
+    def use_blocks(self, start: list[BaseMessage], prefix: list[BaseMessage]) -> int:
+        """Copy kept blocks (`tutor.llm_blocks`) into prompts that begin with ``start``: blocks
+        read after ``prefix``, which continues it (both cut short: more is still to come).
+        Returns how many blocks are kept for them, from earlier runs too (0 for a model whose
+        keys cannot be moved: it reads every prompt as usual)."""
+        with self.lock:
+            engine = self._engine
+            if not llm_blocks.movable(self.llama):
+                return 0
+            begin, head = (engine.open_prompt_tokens([_to_dict(m) for m in ms]) for ms in (start, prefix))
+            if head[: len(begin)] != begin:
+                raise ValueError("the blocks' prefix does not continue their start")
+            folder = llm_blocks.folder_for(engine.path, begin, head)  # $TUTOR_HOME may have changed
+            if engine.blocks is None or engine.blocks.folder != folder:
+                engine.blocks = llm_blocks.Blocks(begin, head, folder)
+            return len(engine.blocks)
+
+    def read_block(self, messages: list[BaseMessage], stop: Callable[[], bool] = lambda: False) -> bool | None:
+        """Read the block ``messages`` adds to the prefix given to ``use_blocks`` (the prompt
+        is cut short: more is to come) and keep it. True when read, False when kept already,
+        None when stopped, the model was busy (spare time, as ``preread``) or the blocks'
+        disk budget is full."""
+        if not self.lock.acquire(blocking=False):
+            return None
+        try:
+            engine, blocks = self._engine, self._engine.blocks
+            if blocks is None:  # use_blocks was not called, or this model cannot move keys
+                return None
+            tokens = engine.open_prompt_tokens([_to_dict(m) for m in messages])
+            head = len(blocks.prefix)
+            if tuple(tokens[:head]) != blocks.prefix or len(tokens) <= head:
+                raise ValueError("the block's prompt does not continue the blocks' prefix")
+            block = tuple(tokens[head:])
+            if block in blocks:
+                return False
+            if blocks.full:
+                return None
+            if self.prefix_cache:
+                engine.restore_prefix(tokens)
+            engine.settle(tokens, len(tokens), PREREAD_BATCH, stop)
+            if stop():
+                return None
+            self.llama.eval(tokens[self.llama.n_tokens:])  # the part past the grid's last line
+            blocks.add(block, llm_blocks.export(self.llama, head, len(tokens)))
+            return True
         finally:
             self.lock.release()
 

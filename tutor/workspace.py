@@ -246,18 +246,25 @@ class Workspace:
         if self._chat_model is None:
             yield "loading", self.llm_spec
         yield from self._engine_for_chat().ask(question, history=history, tags=tags)
+        if prereader := self._reader():
+            prereader.asked()  # spare time reads note sections for the next questions
 
     def typing(self, text: str, history: Sequence[tuple[str, str]] = (), tags: Sequence[str] = ()) -> None:
         """The question box changed: let the model read ahead (`tutor.preread`) unless
         $TUTOR_PREREAD is 0 (a laptop on battery may rather idle while its user types)."""
-        if os.environ.get("TUTOR_PREREAD", "1") == "0":
-            return
+        if prereader := self._reader():
+            prereader.typed(text, tags, history)
+
+    def _reader(self):
+        """The reader that uses the model's spare time, None if $TUTOR_PREREAD is 0."""
+        if os.environ.get("TUTOR_PREREAD", "1") == "0" or self._closed:
+            return None
         with self._lock:
             if self._prereader is None:
                 from tutor.preread import Prereader
 
                 self._prereader = Prereader(self._loaded_engine)
-        self._prereader.typed(text, tags, history)
+            return self._prereader
 
     def _loaded_engine(self):
         """The chat engine if both models are loaded and the index is ready, else None."""
