@@ -10,8 +10,8 @@
     .venv/bin/python bench/chat_bench.py --home DIR --keys-per-s 3    # typed a letter at a time
     .venv/bin/python bench/chat_bench.py --home DIR --blocks          # every source read as a block first
 
-Blocks kept under DIR/blocks (`tutor warm`, the UI's spare time, --blocks) are copied into the
-prompts that hold them; TUTOR_BLOCKS=0 measures reading every source in context instead.
+--blocks sets TUTOR_BLOCKS=1: the blocks kept under DIR/blocks (`tutor warm`, spare time,
+--blocks) are copied into the prompts that hold them, instead of reading every source in context.
 
 On --out-of-domain every grounded answer is a wrong one: it cites notes that cannot answer;
 --no-gate turns the relevance threshold off to see what the model alone does with them.
@@ -219,6 +219,8 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
     engine.warm()
     t2 = time.perf_counter()
     if blocks:  # every source the questions find, read on its own beforehand (untimed)
+        os.environ["TUTOR_BLOCKS"] = "1"
+        engine.use_blocks()
         hits = [h for q, _ in questions for h in retriever.search(q, k=engine.k)]
         count = engine.read_blocks(hits)
         print(f"read {count} source blocks ahead in {time.perf_counter() - t2:.1f} s", file=sys.stderr)

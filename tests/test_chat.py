@@ -605,7 +605,19 @@ class BlockChat(QueuedChat):
         return True
 
 
-def test_blocks_are_read_as_the_answer_prompt_holds_them(vault):
+@pytest.fixture
+def blocks_on(monkeypatch):
+    monkeypatch.setenv("TUTOR_BLOCKS", "1")
+
+
+def test_blocks_are_off_unless_asked_for(vault, monkeypatch):
+    monkeypatch.delenv("TUTOR_BLOCKS", raising=False)
+    eng = ChatEngine(SpyRetriever(vault), BlockChat(replies=[]), vault_name=vault.name, min_relevance=0.0)
+    assert eng.use_blocks() == 0 and eng.read_blocks(eng.retriever.search("Kinesis 샤드", k=2)) == 0
+    assert eng.read_spare(lambda: False) and eng.model.prompts == [] and eng.model.texts == []
+
+
+def test_blocks_are_read_as_the_answer_prompt_holds_them(vault, blocks_on):
     eng = ChatEngine(SpyRetriever(vault), BlockChat(replies=["샤드 [1]."]), vault_name=vault.name, min_relevance=0.0)
     hits = eng.retriever.search("Kinesis 샤드", k=2)
     assert eng.read_blocks(hits) == 2 and eng.read_blocks(hits) == 0
@@ -619,7 +631,7 @@ def test_blocks_are_read_as_the_answer_prompt_holds_them(vault):
     assert eng.model.texts[0][len(start[1].content):] in asked  # a block is part of the prompt
 
 
-def test_spare_time_reads_the_latest_sources_first_then_every_section_until_stopped(vault):
+def test_spare_time_reads_the_latest_sources_first_then_every_section_until_stopped(vault, blocks_on):
     eng = ChatEngine(SpyRetriever(vault), BlockChat(replies=["스캔한다 [1]."]), vault_name=vault.name,
                      min_relevance=0.0, k=1)
     run(eng, "Glue 크롤러?")
@@ -634,7 +646,7 @@ def test_spare_time_reads_the_latest_sources_first_then_every_section_until_stop
     assert eng.read_spare(lambda: False) and eng.model.texts == []  # full: no block pushed out
 
 
-def test_cli_warm_reads_every_section_once_and_says_where_it_keeps_them(vault, monkeypatch):
+def test_cli_warm_reads_every_section_once_and_says_where_it_keeps_them(vault, monkeypatch, blocks_on):
     from tutor import llm
 
     model = BlockChat(replies=[])
@@ -644,6 +656,6 @@ def test_cli_warm_reads_every_section_once_and_says_where_it_keeps_them(vault, m
     assert len(model.texts) == 3 and "3 sections kept" in result.output and "blocks" in result.output
     result = CliRunner().invoke(cli, ["warm", "--notes", str(vault)])
     assert len(model.texts) == 3 and "3 sections kept" in result.output  # nothing read again
-    monkeypatch.setenv("TUTOR_BLOCKS", "0")
+    monkeypatch.delenv("TUTOR_BLOCKS")
     result = CliRunner().invoke(cli, ["warm", "--notes", str(vault)])
-    assert result.exit_code == 1 and "unset it" in result.output and len(model.texts) == 3
+    assert result.exit_code == 1 and "TUTOR_BLOCKS=1" in result.output and len(model.texts) == 3

@@ -159,8 +159,9 @@ def test_typing_on_checks_the_sources_while_the_model_reads(engine):
 
 @pytest.fixture
 def blocks_home(engine, tmp_path, monkeypatch):
-    """Blocks kept in a home of this test's own, and forgotten by the shared model after it."""
+    """Blocks on, kept in a home of this test's own, and forgotten by the shared model after it."""
     monkeypatch.setenv("TUTOR_HOME", str(tmp_path / "blocks-home"))
+    monkeypatch.setenv("TUTOR_BLOCKS", "1")
     yield tmp_path / "blocks-home"
     engine.model._engine.blocks = None
 
@@ -176,7 +177,7 @@ def test_a_block_copied_to_where_it_was_read_answers_as_reading_it_does(engine, 
     engine.warm()
     monkeypatch.setenv("TUTOR_BLOCKS", "0")
     fresh = list(engine.ask(question))[-1][1]
-    monkeypatch.delenv("TUTOR_BLOCKS")
+    monkeypatch.setenv("TUTOR_BLOCKS", "1")
     assert engine.read_blocks(engine.retriever.search(question, k=1)) == 1
     list(engine.ask("S3 수명 주기 규칙은?"))  # the KV cache now holds another prompt
     model_engine, copied = engine.model._engine, []

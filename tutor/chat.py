@@ -327,6 +327,8 @@ class ChatEngine:
         """Spare time: read ahead the sources of the latest questions, then every section of
         the vault, each as a block, until ``stop()``, a question, or the blocks' disk budget
         is full. False when stopped: there is more to read."""
+        if not getattr(self.model, "read_block", None) or not llm_blocks_enabled():
+            return True
         asks = self._asks
 
         def halted() -> bool:

@@ -39,14 +39,21 @@ def ask(question: str, notes: Path, llm_spec: str | None, tags: tuple[str, ...],
 def chat(notes: Path, llm_spec: str | None, tags: tuple[str, ...]):
     """A conversation about your notes: follow-ups build on what was said.
 
-    An empty line or /quit ends, /clear starts a new conversation.
+    An empty line or /quit ends, /clear starts a new conversation. With $TUTOR_BLOCKS=1 the
+    embedded model reads note sections for later answers while you type (see `tutor warm`).
     """
     import threading
 
     with _errors():
         engine = _engine(notes, llm_spec)
-    # Evaluate the system prompt while the user types the first question.
-    warming = threading.Thread(target=engine.warm, daemon=True)
+    quit_ = threading.Event()
+
+    def spare_time() -> None:
+        """The system prompt first, then note sections, while the user types (an ask stops it)."""
+        engine.warm()
+        engine.read_spare(quit_.is_set)
+
+    warming = threading.Thread(target=spare_time, daemon=True)
     warming.start()
     history: list[tuple[str, str]] = []
     click.echo("Ask about your notes (empty line or /quit ends, /clear starts over).")
@@ -67,6 +74,10 @@ def chat(notes: Path, llm_spec: str | None, tags: tuple[str, ...]):
             click.secho(f"\nError: {exc}", fg="red", err=True)
             continue
         history.append((question, answer.text))
+        if not warming.is_alive():  # stopped by this question: go on from its sources
+            warming = threading.Thread(target=engine.read_spare, args=(quit_.is_set,), daemon=True)
+            warming.start()
+    quit_.set()
     warming.join()  # never tear the model down in the middle of a llama.cpp call
 
 
@@ -74,19 +85,21 @@ def chat(notes: Path, llm_spec: str | None, tags: tuple[str, ...]):
 @notes_option
 @llm_option
 def warm(notes: Path, llm_spec: str | None):
-    """Have the model read every note section once, so answers start sooner.
+    """Have the model read every note section once, so answers start sooner ($TUTOR_BLOCKS=1).
 
     The embedded model keeps each section's reading under $TUTOR_HOME/blocks and copies it
     into the prompts that cite the section instead of reading it again (about 28 KB a token
-    with the default model; at most $TUTOR_BLOCKS_MB, default 2048). `tutor ui` does the same
-    in spare time. Ctrl-C stops: what was read is kept. $TUTOR_BLOCKS=0 turns copying off.
+    with the default model; at most $TUTOR_BLOCKS_MB, default 2048). `tutor ui` and `tutor
+    chat` do the same in spare time. Ctrl-C stops: what was read is kept. Copied sections do
+    not see each other, so answers cite their sources less often: hence off by default.
     """
     from tqdm import tqdm
 
     from tutor.llm_blocks import enabled
 
     if not enabled():
-        raise click.ClickException("TUTOR_BLOCKS=0 turns reading ahead off: unset it to warm.")
+        raise click.ClickException("Kept sections are off: set TUTOR_BLOCKS=1 to keep and use them "
+                                   "(answers start sooner and cite their sources less often).")
     with _errors():
         engine = _engine(notes, llm_spec)
         if not hasattr(engine.model, "read_block"):

@@ -177,9 +177,10 @@ class _Engine:
         if blocks is None or not llm_blocks.enabled() or len(tokens) > llama.n_ctx():
             return 0
         have = common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
-        # a block the KV cache holds only the start of (the last prompt's first source began
-        # with the same word) is copied whole
-        found = [hit for hit in blocks.found(tokens) if hit[0] + hit[2] > have]
+        # A block the KV cache holds the start of is copied whole when most of it is missing
+        # (the last prompt's first source began with the same word), else the rest is read:
+        # what a pre-read read exactly stays.
+        found = [hit for hit in blocks.found(tokens) if hit[0] + hit[2] - have >= llm_blocks.MIN_TOKENS]
         if not found:
             return 0
         llama.n_tokens, copied = min(have, found[0][0]), 0
