@@ -91,7 +91,7 @@ class _Engine:
         # front of the KV cache were read that way; generated tokens after them were not.
         self.grid = grid
         self.steady = 0
-        self.blocks: Any = None  # tutor.llm_blocks.Blocks, once a block was read
+        self.blocks: Any = None  # tutor.llm_blocks.Blocks, once use_blocks named their prompt
 
     # All methods below expect the caller to hold ``self.lock``.
     def prompt_tokens(self, payload: list[dict[str, str]]) -> list[int]:
