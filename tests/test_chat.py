@@ -595,6 +595,8 @@ class BlockChat(QueuedChat):
         return len(self.blocks)
 
     def read_block(self, messages, stop):
+        if self.blocks is None:
+            return None
         block = tuple(map(ord, messages[1].content))
         if block in self.blocks:
             return False
@@ -659,3 +661,18 @@ def test_cli_warm_reads_every_section_once_and_says_where_it_keeps_them(vault, m
     monkeypatch.delenv("TUTOR_BLOCKS")
     result = CliRunner().invoke(cli, ["warm", "--notes", str(vault)])
     assert result.exit_code == 1 and "TUTOR_BLOCKS=1" in result.output and len(model.texts) == 3
+
+
+def test_a_home_where_sections_cannot_be_kept_is_said_and_answers_go_on(vault, monkeypatch, blocks_on, tutor_home):
+    from tutor import llm
+
+    eng = ChatEngine(SpyRetriever(vault), BlockChat(replies=["샤드 [1]."]), vault_name=vault.name, min_relevance=0.0)
+    (tutor_home / "blocks").parent.mkdir(parents=True, exist_ok=True)
+    (tutor_home / "blocks").write_text("a file where the folder goes")
+    assert eng.use_blocks() == 0 and "cannot keep note sections" in eng.blocks_problem
+    assert eng.read_blocks(eng.retriever.search("Kinesis", k=1)) == 0
+    assert run(eng, "Kinesis 샤드?")[2].grounded
+    model = BlockChat(replies=[])
+    monkeypatch.setattr(llm, "get_chat_model", lambda spec=None, **opts: model)
+    result = CliRunner().invoke(cli, ["warm", "--notes", str(vault)])
+    assert result.exit_code == 1 and "Nothing can be kept: cannot keep note sections" in result.output

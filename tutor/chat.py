@@ -171,6 +171,7 @@ class ChatEngine:
         self._asks = 0  # questions asked so far: a pre-read stops when this moves
         self._rewritten: dict[str, str] = {}  # rewrite prompt -> query, written while typed
         self._recent: deque = deque(maxlen=RECENT_HITS)  # sources of the latest questions
+        self.blocks_problem: str | None = None  # why sections cannot be kept, if they cannot
         self.count_tokens = count_tokens or token_counter(model)
         if min_relevance is not None:
             self.min_relevance = {"ko": min_relevance, "en": min_relevance}
@@ -302,7 +303,12 @@ class ChatEngine:
         if not use or not llm_blocks_enabled():
             return 0
         start, prefix, _ = self._block_prompts()
-        return use(start, prefix)
+        try:
+            return use(start, prefix)
+        except OSError as exc:  # a read-only or full $TUTOR_HOME: answers read their sources
+            self.blocks_problem = f"cannot keep note sections: {exc}"
+            log.warning("%s; answers read their sources as usual", self.blocks_problem)
+            return 0
 
     def read_blocks(self, hits, stop: Callable[[], bool] = lambda: False,
                     progress: Callable[[int], None] = lambda n: None) -> int:
@@ -316,7 +322,12 @@ class ChatEngine:
         read = 0
         for done, hit in enumerate(hits, 1):
             for source in self.fit_sources([hit]):
-                result = self.model.read_block(block(source), stop)
+                try:
+                    result = self.model.read_block(block(source), stop)
+                except OSError as exc:  # the disk filled up: what was kept stays usable
+                    self.blocks_problem = f"cannot keep note sections: {exc}"
+                    log.warning("%s; stopped reading them", self.blocks_problem)
+                    return read
                 if result is None:
                     return read
                 read += result

@@ -108,8 +108,9 @@ def warm(notes: Path, llm_spec: str | None):
         hits = engine.retriever.store.chunks()
         engine.warm()
         if engine.model.blocks is None:
-            raise click.ClickException("This model's KV cache cannot move what it read to other "
-                                       "positions, so nothing can be kept: each answer reads its sources.")
+            raise click.ClickException(
+                f"Nothing can be kept: {engine.blocks_problem or 'this model cannot move what it read to other positions'}."
+                " Each answer reads its sources.")
         with tqdm(total=len(hits), desc="Reading note sections", unit="section", file=sys.stderr,
                   disable=None) as bar:
             try:
@@ -117,8 +118,11 @@ def warm(notes: Path, llm_spec: str | None):
             except KeyboardInterrupt:
                 read = None
     kept = engine.model.blocks
-    state = "stopped; " if read is None else "disk budget ($TUTOR_BLOCKS_MB) full; " if kept.full else ""
+    state = ("stopped; " if read is None else f"{engine.blocks_problem}; " if engine.blocks_problem
+             else "disk budget ($TUTOR_BLOCKS_MB) full; " if kept.full else "")
     click.echo(f"{state}{len(kept)} sections kept ({kept.bytes / 2**20:.0f} MB in {kept.folder})")
+    if read is None:
+        sys.exit(130)  # as an interrupted command does
 
 
 def _engine(notes: Path, llm_spec: str | None):

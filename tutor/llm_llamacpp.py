@@ -610,6 +610,7 @@ class LlamaCppChat(BaseChatModel):
                 raise ValueError("the blocks' prefix does not continue their start")
             folder = llm_blocks.folder_for(engine.path, begin, head)  # $TUTOR_HOME may have changed
             if engine.blocks is None or engine.blocks.folder != folder:
+                engine.blocks = None  # not the last home's blocks if this one cannot be used
                 engine.blocks = llm_blocks.Blocks(begin, head, folder)
             return len(engine.blocks)
 
