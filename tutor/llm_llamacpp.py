@@ -172,7 +172,8 @@ class _Engine:
 
     def splice(self, tokens: list[int]) -> int:
         """Copy the cached blocks found in ``tokens`` into the KV cache at their places,
-        reading the tokens between them; returns how many tokens were copied."""
+        reading the tokens between them and the first ``REREAD`` of each; returns how many
+        tokens were copied."""
         llama, blocks = self.llama, self.blocks
         if blocks is None or not llm_blocks.enabled() or len(tokens) > llama.n_ctx():
             return 0
@@ -184,15 +185,16 @@ class _Engine:
         if not found:
             return 0
         llama.n_tokens, copied = min(have, found[0][0]), 0
+        skip = llm_blocks.REREAD
         for at, block, n in found:
-            if llama.n_tokens < at:
-                llama.eval(tokens[llama.n_tokens: at])
+            if llama.n_tokens < at + skip:
+                llama.eval(tokens[llama.n_tokens: at + skip])
             state = blocks.state(block)
-            if state is None or not llm_blocks.place(llama, state, len(blocks.prefix), at, n):
+            if state is None or not llm_blocks.place(llama, state, len(blocks.prefix), at, n, skip):
                 break  # the rest is read as usual
             llama.input_ids[at: at + n] = tokens[at: at + n]
             llama.n_tokens = at + n
-            copied += n
+            copied += n - skip
         self.steady = llama.n_tokens
         return copied
 
