@@ -220,7 +220,7 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
     t2 = time.perf_counter()
     if blocks:  # every source the questions find, read on its own beforehand (untimed)
         os.environ["TUTOR_BLOCKS"] = "1"
-        engine.use_blocks()
+        engine.use_blocks()  # warm() found them off
         hits = [h for q, _ in questions for h in retriever.search(q, k=engine.k)]
         count = engine.read_blocks(hits)
         print(f"read {count} source blocks ahead in {time.perf_counter() - t2:.1f} s", file=sys.stderr)

@@ -584,6 +584,7 @@ class BlockChat(QueuedChat):
     texts: list = Field(default_factory=list)  # the block prompts read, in order
     blocks: Any = None
     limit: int = 100
+    calls: int = 0  # read_block calls
 
     def use_blocks(self, start, prefix):
         from index.home import tutor_home
@@ -595,6 +596,7 @@ class BlockChat(QueuedChat):
         return len(self.blocks)
 
     def read_block(self, messages, stop):
+        self.calls += 1
         if self.blocks is None:
             return None
         block = tuple(map(ord, messages[1].content))
@@ -622,6 +624,8 @@ def test_blocks_are_off_unless_asked_for(vault, monkeypatch):
 def test_blocks_are_read_as_the_answer_prompt_holds_them(vault, blocks_on):
     eng = ChatEngine(SpyRetriever(vault), BlockChat(replies=["샤드 [1]."]), vault_name=vault.name, min_relevance=0.0)
     hits = eng.retriever.search("Kinesis 샤드", k=2)
+    assert eng.read_blocks(hits) == 0 and eng.model.texts == []  # not before use_blocks
+    eng.use_blocks()
     assert eng.read_blocks(hits) == 2 and eng.read_blocks(hits) == 0
     (start, prefix), = eng.model.prompts[-1:]
     assert start[0].content == prefix[0].content == prompts.ANSWER_SYSTEM
@@ -636,16 +640,20 @@ def test_blocks_are_read_as_the_answer_prompt_holds_them(vault, blocks_on):
 def test_spare_time_reads_the_latest_sources_first_then_every_section_until_stopped(vault, blocks_on):
     eng = ChatEngine(SpyRetriever(vault), BlockChat(replies=["스캔한다 [1]."]), vault_name=vault.name,
                      min_relevance=0.0, k=1)
+    eng.use_blocks()
     run(eng, "Glue 크롤러?")
     assert not eng.read_spare(lambda: len(eng.model.texts) == 1)  # stopped: there is more to read
     assert "크롤러" in eng.model.texts[0]  # the last question's source first
     assert eng.read_spare(lambda: False)
     assert len(eng.model.texts) == 3  # every section of the vault, once
+    calls = eng.model.calls
+    assert eng.read_spare(lambda: False) and eng.model.calls == calls  # the next pass asks nothing
     eng.model.limit = 1
     eng.model.texts.clear()
     eng.model.blocks.forget(next(iter(eng.model.blocks.sizes)))
-    eng.use_blocks()  # a smaller disk budget: full after one more block
-    assert eng.read_spare(lambda: False) and eng.model.texts == []  # full: no block pushed out
+    again = ChatEngine(SpyRetriever(vault), eng.model, vault_name=vault.name, min_relevance=0.0, k=1)
+    again.use_blocks()  # a smaller disk budget: full after one more block
+    assert again.read_spare(lambda: False) and eng.model.texts == []  # full: no block pushed out
 
 
 def test_cli_warm_reads_every_section_once_and_says_where_it_keeps_them(vault, monkeypatch, blocks_on):

@@ -172,6 +172,7 @@ class ChatEngine:
         self._rewritten: dict[str, str] = {}  # rewrite prompt -> query, written while typed
         self._recent: deque = deque(maxlen=RECENT_HITS)  # sources of the latest questions
         self.blocks_problem: str | None = None  # why sections cannot be kept, if they cannot
+        self._kept: set[tuple] = set()  # sections read_block said are kept: not asked again
         self.count_tokens = count_tokens or token_counter(model)
         if min_relevance is not None:
             self.min_relevance = {"ko": min_relevance, "en": min_relevance}
@@ -313,14 +314,17 @@ class ChatEngine:
     def read_blocks(self, hits, stop: Callable[[], bool] = lambda: False,
                     progress: Callable[[int], None] = lambda n: None) -> int:
         """Have the model read each hit's source on its own, to be copied into later prompts
-        instead of read again; returns how many it read (0 without llama.cpp). ``progress``
-        is called with the hits done so far."""
+        instead of read again (after `use_blocks`); returns how many it read (0 without
+        llama.cpp). ``progress`` is called with the hits done so far."""
         if not getattr(self.model, "read_block", None) or not llm_blocks_enabled():
             return 0
-        self.use_blocks()
         *_, block = self._block_prompts()
         read = 0
         for done, hit in enumerate(hits, 1):
+            key = (hit.note, hit.headings, hit.text)
+            if key in self._kept:  # spare time passes over every section after each answer
+                progress(done)
+                continue
             for source in self.fit_sources([hit]):
                 try:
                     result = self.model.read_block(block(source), stop)
@@ -331,6 +335,7 @@ class ChatEngine:
                 if result is None:
                     return read
                 read += result
+            self._kept.add(key)
             progress(done)
         return read
 

@@ -27,6 +27,7 @@ def ask(question: str, notes: Path, llm_spec: str | None, tags: tuple[str, ...],
     """Answer QUESTION from the notes, citing the sections used."""
     with _errors():
         engine = _engine(notes, llm_spec)
+        engine.use_blocks()  # sections kept before (`tutor warm`, spare time) are copied in
         answer = _turn(engine, question, (), tags, stream=not as_json)
     if as_json:
         click.echo(json.dumps(_to_json(answer), ensure_ascii=False))
@@ -133,9 +134,7 @@ def _engine(notes: Path, llm_spec: str | None):
     retriever = Retriever(notes)  # first: a missing index is cheaper to report than a model load
     local = parse_spec(llm_spec)[0] == "llamacpp"  # only a local model may need assembling
     model = make_model(llm_spec, **({"progress": _AssemblyBar()} if local else {}))
-    engine = ChatEngine(retriever, model, vault_name=notes.resolve().name)
-    engine.use_blocks()  # sections read before (`tutor warm`, the UI's spare time) are copied in
-    return engine
+    return ChatEngine(retriever, model, vault_name=notes.resolve().name)
 
 
 def _turn(engine, question: str, history, tags, stream: bool):
