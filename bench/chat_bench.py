@@ -9,6 +9,7 @@
     .venv/bin/python bench/chat_bench.py --home DIR --follow-ups [--typed 0]  # 10 second turns
     .venv/bin/python bench/chat_bench.py --home DIR --keys-per-s 3    # typed a letter at a time
     .venv/bin/python bench/chat_bench.py --home DIR --blocks          # every source read as a block first
+    .venv/bin/python bench/chat_bench.py --home DIR --blocks --reread 24  # more of each block read in place
 
 --blocks sets TUTOR_BLOCKS=1: the blocks kept under DIR/blocks (`tutor warm`, spare time,
 --blocks) are copied into the prompts that hold them, instead of reading every source in context.
@@ -340,11 +341,17 @@ def main() -> None:
                         help="type each question a character at a time at RATE, reading ahead as the UI does")
     parser.add_argument("--blocks", action="store_true",
                         help="read every source block the questions find beforehand, to be copied in")
+    parser.add_argument("--reread", type=int, metavar="TOKENS",
+                        help="with --blocks: tokens at the start of each copied block read in the prompt "
+                             "instead (default: the tutor's)")
     parser.add_argument("--calibrate", action="store_true",
                         help="print best-hit cosine distributions instead (no LLM)")
     args = parser.parse_args()
     notes = args.notes.resolve()
     use_home(args.home, notes)
+    if args.reread is not None:
+        from tutor import llm_blocks
+        llm_blocks.REREAD = args.reread
     if args.calibrate:
         calibrate(notes)
     else:

@@ -586,14 +586,17 @@ class BlockChat(QueuedChat):
     limit: int = 100
     calls: int = 0  # read_block calls
 
-    def use_blocks(self, start, prefix):
-        from index.home import tutor_home
-        from tutor.llm_blocks import Blocks
+    def use_blocks(self, start, prefix, vault):
+        from tutor.llm_blocks import Blocks, vault_folder
 
         self.prompts.append((start, prefix))
         if self.blocks is None or self.blocks.max_bytes != self.limit * 2:
-            self.blocks = Blocks([1], [1, 2], tutor_home() / "blocks" / "fake", max_bytes=self.limit * 2)
+            self.blocks = Blocks([1], [1, 2], vault_folder(vault) / "fake", max_bytes=self.limit * 2)
         return len(self.blocks)
+
+    def prune_blocks(self, keep):
+        self.calls += 1
+        return self.blocks.keep_only({tuple(map(ord, messages[1].content)) for messages in keep})
 
     def read_block(self, messages, stop):
         self.calls += 1
@@ -654,6 +657,65 @@ def test_spare_time_reads_the_latest_sources_first_then_every_section_until_stop
     again = ChatEngine(SpyRetriever(vault), eng.model, vault_name=vault.name, min_relevance=0.0, k=1)
     again.use_blocks()  # a smaller disk budget: full after one more block
     assert again.read_spare(lambda: False) and eng.model.texts == []  # full: no block pushed out
+
+
+def test_spare_time_drops_the_blocks_of_edited_sections_once_per_sync(vault, blocks_on):
+    eng = ChatEngine(SpyRetriever(vault), BlockChat(replies=[]), vault_name=vault.name, min_relevance=0.0, k=1)
+    eng.use_blocks()
+    assert eng.read_spare(lambda: False) and len(eng.model.blocks) == 3
+    write_note(vault, "glue.md", "glue", {"크롤러": GLUE.replace("스캔해", "읽어")}, tags=("service/glue",))
+    (vault / "emr.md").unlink()
+    sync(vault, Store(index_dir(vault)), get_embedder())
+    assert eng.read_spare(lambda: False)
+    kept = ["".join(map(chr, block)) for block in eng.model.blocks.sizes]
+    assert len(kept) == 2 and any("읽어" in k for k in kept)  # the new text read, the old dropped
+    assert not any("스캔해" in k or "Spark" in k for k in kept)
+    assert len(list(eng.model.blocks.folder.glob("*.kv"))) == 2  # and their files
+    calls = eng.model.calls
+    assert eng.read_spare(lambda: False) and eng.model.calls == calls  # not pruned again until a sync
+
+
+def test_blocks_of_one_vault_are_never_dropped_for_another(vault, tmp_path, blocks_on):
+    other = tmp_path / "other vault"
+    write_note(other, "s3.md", "s3", {"버전 관리": "S3 버전 관리는 객체의 모든 버전을 보존한다."})
+    sync(other, Store(index_dir(other)), get_embedder())
+    engines = [ChatEngine(SpyRetriever(v), BlockChat(replies=[]), vault_name=v.name, min_relevance=0.0)
+               for v in (vault, other)]
+    for eng in engines:
+        eng.use_blocks()
+        assert eng.read_spare(lambda: False)
+    assert engines[0].model.blocks.folder != engines[1].model.blocks.folder
+    again = ChatEngine(SpyRetriever(vault), BlockChat(replies=[]), vault_name=vault.name, min_relevance=0.0)
+    assert again.use_blocks() == 3 and again.prune_blocks() == 0  # its own, from disk
+
+
+def test_cli_warm_clear_deletes_what_was_kept_for_those_notes(vault, tmp_path, monkeypatch, blocks_on):
+    from tutor import llm
+
+    model = BlockChat(replies=[])
+    monkeypatch.setattr(llm, "get_chat_model", lambda spec=None, **opts: model)
+    assert CliRunner().invoke(cli, ["warm", "--notes", str(vault)]).exit_code == 0
+    folder = model.blocks.folder
+    assert len(list(folder.glob("*.kv"))) == 3
+    monkeypatch.delenv("TUTOR_BLOCKS")  # turned off, and the disk wanted back
+    result = CliRunner().invoke(cli, ["warm", "--clear", "--notes", str(vault)])
+    assert result.exit_code == 0 and "3 kept sections deleted" in result.output, result.output
+    assert not folder.exists()
+    result = CliRunner().invoke(cli, ["warm", "--clear", "--notes", str(vault)])
+    assert "0 kept sections deleted" in result.output
+
+
+def test_cli_warm_says_what_it_dropped_of_edited_notes(vault, monkeypatch, blocks_on):
+    from tutor import llm
+
+    model = BlockChat(replies=[])
+    monkeypatch.setattr(llm, "get_chat_model", lambda spec=None, **opts: model)
+    assert CliRunner().invoke(cli, ["warm", "--notes", str(vault)]).exit_code == 0
+    (vault / "emr.md").unlink()
+    sync(vault, Store(index_dir(vault)), get_embedder())
+    result = CliRunner().invoke(cli, ["warm", "--notes", str(vault)])
+    assert result.exit_code == 0 and "dropped 1 section since edited or deleted" in result.output
+    assert "2 sections kept" in result.output
 
 
 def test_cli_warm_reads_every_section_once_and_says_where_it_keeps_them(vault, monkeypatch, blocks_on):

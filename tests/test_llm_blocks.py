@@ -56,3 +56,28 @@ def test_a_block_larger_than_the_disk_budget_is_not_kept(tmp_path):
     kept = blocks(tmp_path, max_bytes=5)
     kept.add(A, b"a" * 10)
     assert A not in kept and not list((tmp_path / "blocks").iterdir())
+
+
+def test_keep_only_forgets_the_rest_and_their_files(tmp_path):
+    kept = blocks(tmp_path)
+    kept.add(A, b"a" * 10)
+    kept.add(B, b"b" * 10)
+    assert kept.keep_only({A, tuple(range(5, 50))}) == 1
+    assert A in kept and B not in kept and kept.found([*START, *B]) == []
+    assert sorted(p.suffix for p in (tmp_path / "blocks").iterdir()) == [".kv", ".tokens"]
+    assert B not in blocks(tmp_path)
+
+
+def test_clear_deletes_one_vaults_blocks_and_a_running_store_keeps_adding(tmp_path, tutor_home):
+    from tutor.llm_blocks import clear, vault_folder
+
+    mine, other = vault_folder(tmp_path / "mine"), vault_folder(tmp_path / "other")
+    kept = Blocks(START, PREFIX, mine / "model")
+    kept.add(A, b"a" * 10)
+    Blocks(START, PREFIX, other / "model").add(B, b"b" * 10)
+    assert clear(tmp_path / "mine") == (1, 10 + len(f"10 {' '.join(map(str, A))}"))
+    assert not mine.exists() and (other / "model").exists()
+    kept.add(B, b"b" * 10)  # the UI, still running, reads on
+    again = Blocks(START, PREFIX, mine / "model")
+    assert B in again and A not in again
+    assert clear(tmp_path / "nowhere") == (0, 0)

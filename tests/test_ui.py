@@ -448,6 +448,9 @@ def test_status_line_says_what_the_index_is_doing():
     assert "Syncing: embedding 64/120 chunks" in render.status_line("en", syncing, now)
     first = Status(state="indexing", stage="model", done=0.4, total=1)
     assert "Indexing your notes: preparing the embedding model 40%" in render.status_line("en", first, now)
+    assert 'id="kept"' not in render.status_line("en", ready, now)  # sections are not kept
+    assert "120/440 sections read ahead" in render.status_line("en", replace(ready, kept=120), now)
+    assert "미리 읽은 섹션 440/440" in render.status_line("ko", replace(ready, kept=443), now)  # 3 since edited
     broken = replace(ready, state="error", error="Notes folder /x does not exist - pass --notes DIR")
     assert "pill-error" in render.status_line("en", broken, now) and "pass --notes DIR" in render.status_line("en", broken, now)
 

@@ -285,3 +285,26 @@ def test_generated_questions_are_saved_go_stale_and_drop(vault, fake_embedder, m
             ws.variant(record)
     finally:
         ws.close()
+
+
+def test_status_counts_the_sections_spare_time_keeps_once_an_answer_is_done(vault, fake_embedder, monkeypatch):
+    import tutor.chat
+    import tutor.llm
+    from tests.test_chat import BlockChat
+
+    monkeypatch.setenv("TUTOR_BLOCKS", "1")
+    model = BlockChat(replies=["샤드 하나는 초당 1MB를 쓴다 [1]."])
+    monkeypatch.setattr(tutor.chat, "make_model", lambda spec=None, **opts: model)
+    monkeypatch.setattr(tutor.llm, "ensure_default_model", lambda progress=None: progress(1, 1))
+    ws = Workspace(vault)
+    try:
+        ws.start(warm_llm=True).join(timeout=60)
+        assert ws.status().kept == 0  # the model loaded, nothing read yet
+        done = [value for kind, value in ws.ask("샤드 처리량은?") if kind == "done"][0]
+        assert wait_for(lambda: ws.status().kept == ws.status().chunks, timeout=20)  # after SPARE_AFTER
+        first = model.texts[:len(done.sources)]  # that answer's sources first
+        assert {s.heading for s in done.sources} == {t.split("\n")[2].split("] ", 1)[1] for t in first}
+        monkeypatch.delenv("TUTOR_BLOCKS")
+        assert ws.status().kept is None
+    finally:
+        ws.close()

@@ -173,6 +173,7 @@ class ChatEngine:
         self._recent: deque = deque(maxlen=RECENT_HITS)  # sources of the latest questions
         self.blocks_problem: str | None = None  # why sections cannot be kept, if they cannot
         self._kept: set[tuple] = set()  # sections read_block said are kept: not asked again
+        self._pruned: Any = None  # the index generation kept blocks were last pruned for
         self.count_tokens = count_tokens or token_counter(model)
         if min_relevance is not None:
             self.min_relevance = {"ko": min_relevance, "en": min_relevance}
@@ -305,7 +306,7 @@ class ChatEngine:
             return 0
         start, prefix, _ = self._block_prompts()
         try:
-            return use(start, prefix)
+            return use(start, prefix, self.retriever.vault)
         except OSError as exc:  # a read-only or full $TUTOR_HOME: answers read their sources
             self.blocks_problem = f"cannot keep note sections: {exc}"
             log.warning("%s; answers read their sources as usual", self.blocks_problem)
@@ -339,6 +340,22 @@ class ChatEngine:
             progress(done)
         return read
 
+    def prune_blocks(self) -> int:
+        """Drop the kept blocks no section of the vault reads any more (edited or deleted
+        since): they only hold disk budget that the new text needs. Once per index generation;
+        returns how many were dropped."""
+        prune = getattr(self.model, "prune_blocks", None)
+        generation = self.retriever.store.manifest().get("generation")
+        if not prune or not llm_blocks_enabled() or generation == self._pruned:
+            return 0
+        *_, block = self._block_prompts()
+        dropped = prune([block(source) for hit in self.retriever.store.chunks()
+                         for source in self.fit_sources([hit])])
+        if dropped is None:  # the model was busy: next time
+            return 0
+        self._pruned = generation
+        return dropped
+
     def read_spare(self, stop: Callable[[], bool]) -> bool:
         """Spare time: read ahead the sources of the latest questions, then every section of
         the vault, each as a block, until ``stop()``, a question, or the blocks' disk budget
@@ -350,6 +367,7 @@ class ChatEngine:
         def halted() -> bool:
             return stop() or self._asks != asks
 
+        self.prune_blocks()
         self.read_blocks([*reversed(self._recent), *self.retriever.store.chunks()], halted)
         return not halted()  # all read, the budget full, or the model kept busy by other work
 

@@ -59,7 +59,7 @@ def cli():
     you type; $TUTOR_PREREAD=0 turns that off. With $TUTOR_BLOCKS=1 the embedded model keeps
     each note section it read on its own (`tutor warm`, or spare time in `tutor ui` and `tutor
     chat`) under $TUTOR_HOME/blocks, at most $TUTOR_BLOCKS_MB (default 2048), and copies it
-    into the prompts that cite it instead of reading them: answers start about 5x sooner on a
+    into the prompts that cite it instead of reading them: answers start about 3x sooner on a
     slow CPU, but cite their sources less often.
     """
 

@@ -85,19 +85,27 @@ def chat(notes: Path, llm_spec: str | None, tags: tuple[str, ...]):
 @click.command()
 @notes_option
 @llm_option
-def warm(notes: Path, llm_spec: str | None):
+@click.option("--clear", is_flag=True, help="Delete what was kept for these notes (every model) instead.")
+def warm(notes: Path, llm_spec: str | None, clear: bool):
     """Have the model read every note section once, so answers start sooner ($TUTOR_BLOCKS=1).
 
     The embedded model keeps each section's reading under $TUTOR_HOME/blocks and copies it
     into the prompts that cite the section instead of reading it again (about 28 KB a token
     with the default model; at most $TUTOR_BLOCKS_MB, default 2048). `tutor ui` and `tutor
-    chat` do the same in spare time. Ctrl-C stops: what was read is kept. Copied sections do
-    not see each other, so answers cite their sources less often: hence off by default.
+    chat` do the same in spare time, and drop what was kept of sections since edited or
+    deleted. Ctrl-C stops: what was read is kept. Copied sections do not see each other, so
+    answers cite their sources less often: hence off by default.
     """
     from tqdm import tqdm
 
     from tutor.llm_blocks import enabled
 
+    if clear:
+        from tutor.llm_blocks import clear as clear_blocks
+
+        count, size = clear_blocks(notes)
+        click.echo(f"{count} kept sections deleted ({size / 2**20:.0f} MB freed)")
+        return
     if not enabled():
         raise click.ClickException("Kept sections are off: set TUTOR_BLOCKS=1 to keep and use them "
                                    "(answers start sooner and cite their sources less often).")
@@ -112,6 +120,7 @@ def warm(notes: Path, llm_spec: str | None):
             raise click.ClickException(
                 f"Nothing can be kept: {engine.blocks_problem or 'this model cannot move what it read to other positions'}."
                 " Each answer reads its sources.")
+        dropped = engine.prune_blocks()
         with tqdm(total=len(hits), desc="Reading note sections", unit="section", file=sys.stderr,
                   disable=None) as bar:
             try:
@@ -121,6 +130,8 @@ def warm(notes: Path, llm_spec: str | None):
     kept = engine.model.blocks
     state = ("stopped; " if read is None else f"{engine.blocks_problem}; " if engine.blocks_problem
              else "disk budget ($TUTOR_BLOCKS_MB) full; " if kept.full else "")
+    if dropped:
+        state += f"dropped {dropped} section{'' if dropped == 1 else 's'} since edited or deleted; "
     click.echo(f"{state}{len(kept)} sections kept ({kept.bytes / 2**20:.0f} MB in {kept.folder})")
     if read is None:
         sys.exit(130)  # as an interrupted command does

@@ -19,6 +19,7 @@ import ctypes
 import hashlib
 import logging
 import os
+import shutil
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,13 @@ class Blocks:
         self.keys.setdefault(block[:KEY], []).append(block)
         self.sizes[block] = size
 
+    def keep_only(self, wanted: set[tuple[int, ...]]) -> int:
+        """Forget every block not in ``wanted``; returns how many."""
+        stale = [block for block in self.sizes if block not in wanted]
+        for block in stale:
+            self.forget(block)
+        return len(stale)
+
     def forget(self, block: tuple[int, ...]) -> None:
         if block not in self.sizes:
             return
@@ -109,6 +117,7 @@ class Blocks:
         while self.sizes and self.bytes + len(state) > self.max_bytes:
             self.forget(next(iter(self.sizes)))  # least recently used
         path = self._file(block)
+        self.folder.mkdir(parents=True, exist_ok=True)  # `tutor warm --clear` may have run meanwhile
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(state)
         tmp.replace(path)
@@ -164,14 +173,28 @@ class Blocks:
         return hits
 
 
-def folder_for(model: Path, start: list[int], prefix: list[int]) -> Path:
-    """One folder per model file and prompt start: a changed system prompt or model never
-    meets the blocks of another."""
-    from index.home import tutor_home
+def vault_folder(vault: Path) -> Path:
+    """Where the blocks read from one vault's sections go (one folder per model and prompt
+    start in it), so dropping those of edited sections never touches another vault's."""
+    from index.home import index_dir, tutor_home
 
+    return tutor_home() / "blocks" / index_dir(vault).name
+
+
+def folder_for(model: Path, start: list[int], prefix: list[int], vault: Path) -> Path:
+    """A changed system prompt or model never meets the blocks of another."""
     stat = model.stat()
     key = f"{model.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{start}:{prefix}"
-    return tutor_home() / "blocks" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    return vault_folder(vault) / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def clear(vault: Path) -> tuple[int, int]:
+    """Delete every block kept for ``vault``, for every model: (how many, bytes freed)."""
+    folder = vault_folder(vault)
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    count, size = sum(path.suffix == ".kv" for path in files), sum(_size(path) for path in files)
+    shutil.rmtree(folder, ignore_errors=True)
+    return count, size
 
 
 def movable(llama: Any) -> bool:
@@ -227,6 +250,13 @@ def common_prefix(a: Any, b: Any) -> int:
             break
         n += 1
     return n
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _mtime(path: Path) -> float:

@@ -598,11 +598,11 @@ class LlamaCppChat(BaseChatModel):
         """The blocks kept for the prompt start given to ``use_blocks`` (None before)."""
         return self._engine.blocks
 
-    def use_blocks(self, start: list[BaseMessage], prefix: list[BaseMessage]) -> int:
+    def use_blocks(self, start: list[BaseMessage], prefix: list[BaseMessage], vault: Path) -> int:
         """Copy kept blocks (`tutor.llm_blocks`) into prompts that begin with ``start``: blocks
-        read after ``prefix``, which continues it (both cut short: more is still to come).
-        Returns how many blocks are kept for them, from earlier runs too (0 for a model whose
-        keys cannot be moved: it reads every prompt as usual)."""
+        read after ``prefix``, which continues it (both cut short: more is still to come), from
+        the sections of ``vault``. Returns how many blocks are kept for them, from earlier runs
+        too (0 for a model whose keys cannot be moved: it reads every prompt as usual)."""
         with self.lock:
             engine = self._engine
             if not llm_blocks.movable(self.llama):
@@ -610,7 +610,7 @@ class LlamaCppChat(BaseChatModel):
             begin, head = (engine.open_prompt_tokens([_to_dict(m) for m in ms]) for ms in (start, prefix))
             if head[: len(begin)] != begin:
                 raise ValueError("the blocks' prefix does not continue their start")
-            folder = llm_blocks.folder_for(engine.path, begin, head)  # $TUTOR_HOME may have changed
+            folder = llm_blocks.folder_for(engine.path, begin, head, vault)  # $TUTOR_HOME may have changed
             if engine.blocks is None or engine.blocks.folder != folder:
                 engine.blocks = None  # not the last home's blocks if this one cannot be used
                 engine.blocks = llm_blocks.Blocks(begin, head, folder)
@@ -644,6 +644,21 @@ class LlamaCppChat(BaseChatModel):
             self.llama.eval(tokens[self.llama.n_tokens:])  # the part past the grid's last line
             blocks.add(block, llm_blocks.export(self.llama, head, len(tokens)))
             return True
+        finally:
+            self.lock.release()
+
+    def prune_blocks(self, keep: list[list[BaseMessage]]) -> int | None:
+        """Forget the kept blocks that none of the block prompts ``keep`` reads (their sections
+        were edited or deleted); returns how many, None when the model was busy."""
+        if not self.lock.acquire(blocking=False):
+            return None
+        try:
+            engine, blocks = self._engine, self._engine.blocks
+            if blocks is None:
+                return 0
+            head = len(blocks.prefix)
+            return blocks.keep_only({tuple(engine.open_prompt_tokens([_to_dict(m) for m in messages])[head:])
+                                     for messages in keep})
         finally:
             self.lock.release()
 

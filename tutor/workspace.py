@@ -64,6 +64,7 @@ class Status:
     llm_error: str | None = None
     stale: int = 0  # generated questions whose sections changed
     indexed: bool = False  # a committed index exists: search and practice work, even during a sync
+    kept: int | None = None  # note sections the model keeps read ($TUTOR_BLOCKS=1), None when it keeps none
 
 
 class Workspace:
@@ -200,7 +201,14 @@ class Workspace:
             embedding_model=stats.get("model_id"), last_sync=stats.get("last_sync"),
             skipped=stats.get("skipped", []), warnings=self._warnings() if stats else [],
             llm=self.llm_spec, stale=self._stale, indexed=stats.get("generation") is not None,
+            kept=self._kept(),
         )
+
+    def _kept(self) -> int | None:
+        from tutor.llm_blocks import enabled
+
+        blocks = getattr(self._chat_model, "blocks", None)
+        return len(blocks) if blocks is not None and enabled() else None
 
     def _set(self, **fields) -> None:
         with self._lock:

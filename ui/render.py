@@ -85,6 +85,10 @@ def status_line(lang: str, status, now: float | None = None) -> str:
     }.get(status.llm_state)
     if llm:
         parts.append(f'<span class="pill pill-{"error" if status.llm_state == "error" else "quiet"}">{escape(llm)}</span>')
+    if status.kept is not None:  # spare time reads note sections so that answers start sooner
+        kept = t(lang, "st_kept", n=min(status.kept, status.chunks), of=status.chunks)
+        parts.append(f'<span class="pill pill-quiet" id="kept" title="{escape(t(lang, "st_kept_why"))}">'
+                     f'{escape(kept)}</span>')
     if status.stale:
         parts.append(f'<span class="pill pill-warn">{escape(t(lang, "st_stale", n=status.stale))}</span>')
     return '<div class="status-row">' + "".join(parts) + "</div>"
