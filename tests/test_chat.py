@@ -659,6 +659,16 @@ def test_spare_time_reads_the_latest_sources_first_then_every_section_until_stop
     assert again.read_spare(lambda: False) and eng.model.texts == []  # full: no block pushed out
 
 
+def test_spare_time_reads_the_last_answers_sources_first_not_hits_past_the_budget(vault, blocks_on):
+    eng = ChatEngine(SpyRetriever(vault), BlockChat(replies=["샤드 [1].", "스캔한다 [1]."]), vault_name=vault.name,
+                     min_relevance=0.0, k=3, count_tokens=len, budget_tokens=90)  # room for one source
+    eng.use_blocks()
+    assert [s.heading for s in run(eng, "Kinesis 샤드 처리량?")[2].sources] == ["kinesis 노트 > 샤드 처리량"]
+    assert [s.heading for s in run(eng, "Glue 크롤러 S3 스캔?")[2].sources] == ["glue 노트 > 크롤러"]
+    assert not eng.read_spare(lambda: len(eng.model.texts) == 2)
+    assert "크롤러" in eng.model.texts[0] and "샤드" in eng.model.texts[1]  # the latest answer's first
+
+
 def test_spare_time_drops_the_blocks_of_edited_sections_once_per_sync(vault, blocks_on):
     eng = ChatEngine(SpyRetriever(vault), BlockChat(replies=[]), vault_name=vault.name, min_relevance=0.0, k=1)
     eng.use_blocks()

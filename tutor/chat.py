@@ -170,7 +170,7 @@ class ChatEngine:
         self._known: tuple[int | None, Any] = (None, None)  # (index generation, IndexTerms)
         self._asks = 0  # questions asked so far: a pre-read stops when this moves
         self._rewritten: dict[str, str] = {}  # rewrite prompt -> query, written while typed
-        self._recent: deque = deque(maxlen=RECENT_HITS)  # sources of the latest questions
+        self._recent: deque = deque(maxlen=RECENT_HITS)  # sources of the latest questions, latest first
         self.blocks_problem: str | None = None  # why sections cannot be kept, if they cannot
         self._kept: set[tuple] = set()  # sections read_block said are kept: not asked again
         self._pruned: Any = None  # the index generation kept blocks were last pruned for
@@ -211,8 +211,9 @@ class ChatEngine:
         lang = language_of(question)
         query = self.standalone_query(question, history) if history else question
         hits = self.retriever.search(query, k=self.k, tags=tuple(tags))
-        self._recent.extend(hits)
         sources = self.fit_sources(hits)
+        cited = {(source.note, source.heading) for source in sources}  # not the hits past the budget
+        self._recent.extendleft(reversed([h for h in hits if (h.note, " > ".join(h.headings)) in cited]))
         yield "sources", sources
 
         if refusal := self._refusal(query, lang, hits, sources):
@@ -368,7 +369,7 @@ class ChatEngine:
             return stop() or self._asks != asks
 
         self.prune_blocks()
-        self.read_blocks([*reversed(self._recent), *self.retriever.store.chunks()], halted)
+        self.read_blocks([*self._recent, *self.retriever.store.chunks()], halted)
         return not halted()  # all read, the budget full, or the model kept busy by other work
 
     def _reading(self, hits) -> tuple:
