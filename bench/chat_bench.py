@@ -211,6 +211,7 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
     from tutor.prompts import REFUSAL
     from tutor.retrieve import Retriever
 
+    os.environ["TUTOR_BLOCKS"] = "0"  # not the UI's choice: --blocks turns them on below
     t0 = time.perf_counter()
     retriever = Retriever(notes)
     retriever.search("warm up", k=1)  # loads the embedding model

@@ -67,6 +67,8 @@ class FakeWorkspace:
     typed: list = field(default_factory=list)
     saved: list = field(default_factory=list)
     dropped: list = field(default_factory=list)
+    reading_ahead: bool = False
+    read_ahead_by_env: bool = False
 
     def __post_init__(self):
         self.history = History(self.tmp / "practice.sqlite")
@@ -89,6 +91,12 @@ class FakeWorkspace:
 
     def llm_choices(self):
         return (["default"], self.ollama_problem) if self.ollama_problem else (["default", "ollama:qwen2.5:7b"], None)
+
+    def read_ahead(self):
+        return self.reading_ahead, self.read_ahead_by_env
+
+    def set_read_ahead(self, on):
+        self.reading_ahead = on
 
     def set_llm(self, spec):
         if spec.startswith("ollama:missing"):
@@ -247,6 +255,14 @@ def test_a_model_that_cannot_load_keeps_the_old_one(ws):
     assert update["value"] == "default" and ws.llm_spec == "default" and "ollama pull missing" in note
     update, note = chat_tab.choose_model(ws, "ollama:qwen2.5:7b", "en")
     assert update["value"] == ws.llm_spec == "ollama:qwen2.5:7b" and "Ollama · qwen2.5:7b" in note
+
+
+def test_reading_ahead_is_a_choice_that_says_what_it_does_and_for_which_models(ws):
+    assert "read sections while idle" not in chat_tab.choose_read_ahead(ws, True, "en")
+    assert ws.reading_ahead and "reads note sections while idle" in chat_tab.choose_read_ahead(ws, True, "en")
+    assert "tutor warm --clear" in chat_tab.choose_read_ahead(ws, False, "ko") and not ws.reading_ahead
+    ws.llm_spec = "ollama:qwen2.5:7b"
+    assert "Ollama · qwen2.5:7b reads each prompt anew" in chat_tab.choose_read_ahead(ws, True, "en")
 
 
 def test_tag_filter_lists_services_first(ws):

@@ -1,9 +1,10 @@
 """End to end in a real browser: `tutor ui` over the starter vault with the real embedding model
 and the real built-in LLM, driven by headless Chromium through Playwright.
 
-It asks a Korean question and watches the sources arrive before the answer streams, answers a
-practice question and reads the grade, re-indexes, and checks the page never talked to anything
-but 127.0.0.1. Screenshots go to the test's tmp dir and to /tmp/ui-shots/ for a person to look at.
+It asks a Korean question and watches the sources arrive before the answer streams, turns
+reading notes ahead on and sees the model keep sections in spare time, answers a practice
+question and reads the grade, re-indexes, and checks the page never talked to anything but
+127.0.0.1. Screenshots go to the test's tmp dir and to /tmp/ui-shots/ for a person to look at.
 
 Set-up installs Debian's chromium and Korean/emoji fonts when missing (as root); the test is
 skipped, saying why, only when that install fails. TUTOR_TEST_MODEL_HOME (as in test_llm.py)
@@ -94,6 +95,7 @@ def server(home):
     env = {**os.environ, "TUTOR_HOME": str(home), "PYTHONUNBUFFERED": "1", "TUTOR_BLOCKS_MB": "256"}
     env.pop("TUTOR_EMBED_MODEL", None)
     env.pop("TUTOR_LLM", None)
+    env.pop("TUTOR_BLOCKS", None)  # the page's choice decides
     log = home / "ui.log"
     started = time.monotonic()
     tutor = Path(sys.executable).parent / "tutor"
@@ -168,6 +170,11 @@ def test_chat_practice_and_reindex_in_a_real_browser(chromium, server, tmp_path)
             assert links.first.get_attribute("href").startswith("obsidian://open?vault=notes&file=")
             _shot(page, tmp_path, "1-chat")
 
+            expect(page.locator("#read-ahead input")).not_to_be_checked()  # off unless chosen
+            page.locator("#read-ahead input").check()
+            expect(page.get_by_text("이제 쉬는 동안 모델이 노트 섹션을 읽어 둡니다").first).to_be_visible()
+            expect(page.locator("#kept")).to_contain_text("미리 읽은 섹션", timeout=60_000)
+
             page.get_by_role("tab", name="📝 문제 풀기").click()
             page.click("#next-question")
             page.wait_for_selector("#answer-one input, #answer-many input")
@@ -185,6 +192,8 @@ def test_chat_practice_and_reindex_in_a_real_browser(chromium, server, tmp_path)
             page.click("#reindex")
             expect(page.get_by_text(re.compile(r"색인 완료: 노트 32개"))).to_be_visible(timeout=120_000)
             _shot(page, tmp_path, "3-notes")
+            # meanwhile, in spare time, the real model kept note sections
+            expect(page.locator("#kept")).not_to_contain_text(re.compile(r"섹션 0/"), timeout=180_000)
         finally:
             browser.close()
     outside = sorted({u for u in requests if not u.startswith(url + "/") and u != url})

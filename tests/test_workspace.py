@@ -308,3 +308,33 @@ def test_status_counts_the_sections_spare_time_keeps_once_an_answer_is_done(vaul
         assert ws.status().kept is None
     finally:
         ws.close()
+
+
+def test_reading_ahead_chosen_in_the_ui_outlives_it_and_starts_on_the_loaded_model(vault, fake_embedder, monkeypatch):
+    import tutor.chat
+    import tutor.llm
+    from tests.test_chat import BlockChat
+
+    monkeypatch.delenv("TUTOR_BLOCKS", raising=False)
+    models = []
+
+    def make_model(spec=None, **opts):
+        models.append(BlockChat(replies=["샤드 하나는 초당 1MB를 쓴다 [1]."]))
+        return models[-1]
+
+    monkeypatch.setattr(tutor.chat, "make_model", make_model)
+    monkeypatch.setattr(tutor.llm, "ensure_default_model", lambda progress=None: progress(1, 1))
+    ws = Workspace(vault)
+    try:
+        ws.start(warm_llm=True).join(timeout=60)
+        assert ws.read_ahead() == (False, False) and ws.status().kept is None
+        ws.set_read_ahead(True)
+        assert wait_for(lambda: ws.status().kept == ws.status().chunks, timeout=20)  # spare time began
+        assert Workspace(vault).read_ahead() == (True, False)  # the next run too
+        ws.set_llm("llamacpp:/models/other.gguf")  # a switched model is given the kept sections too
+        assert wait_for(lambda: models[-1].prompts and ws.status().kept == ws.status().chunks, timeout=20)
+        assert len(models) == 2 and models[-1].blocks is not None
+        monkeypatch.setenv("TUTOR_BLOCKS", "0")
+        assert ws.read_ahead() == (False, True) and ws.status().kept is None  # the environment wins
+    finally:
+        ws.close()

@@ -56,7 +56,8 @@ def cli():
     8 where this CPU checks them cheaply, else none; 0 turns them off).
     $TUTOR_CONTEXT_TOKENS sets how much of the notes an answer reads (default 380 tokens:
     the model reads them before its first word). In `tutor ui` the model reads them while
-    you type; $TUTOR_PREREAD=0 turns that off. With $TUTOR_BLOCKS=1 the embedded model keeps
+    you type; $TUTOR_PREREAD=0 turns that off. With $TUTOR_BLOCKS=1 (or '⚡ Read notes ahead'
+    ticked in `tutor ui`, kept in $TUTOR_HOME/settings.json) the embedded model keeps
     each note section it read on its own (`tutor warm`, or spare time in `tutor ui` and `tutor
     chat`) under $TUTOR_HOME/blocks, at most $TUTOR_BLOCKS_MB (default 2048), and copies it
     into the prompts that cite it instead of reading them: answers start about 3x sooner on a

@@ -107,8 +107,9 @@ def warm(notes: Path, llm_spec: str | None, clear: bool):
         click.echo(f"{count} kept sections deleted ({size / 2**20:.0f} MB freed)")
         return
     if not enabled():
-        raise click.ClickException("Kept sections are off: set TUTOR_BLOCKS=1 to keep and use them "
-                                   "(answers start sooner and cite their sources less often).")
+        raise click.ClickException("Kept sections are off: set TUTOR_BLOCKS=1, or tick '⚡ Read notes ahead' "
+                                   "in tutor ui, to keep and use them (answers start sooner and cite their "
+                                   "sources less often).")
     with _errors():
         engine = _engine(notes, llm_spec)
         if not hasattr(engine.model, "read_block"):

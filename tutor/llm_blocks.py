@@ -10,8 +10,8 @@ the new positions), so only the tokens between blocks and the question are read.
 The blocks of one prompt then do not see each other, only the fixed start: "parallel
 context encoding" (Block-Attention, TurboRAG). Unlike everything else the engine reuses, this
 changes the answers, and measurably for the worse with the default 1.5B model (fewer answers
-cite their sources), so it is off unless ``TUTOR_BLOCKS=1``: a choice of speed over answers
-for slow CPUs.
+cite their sources), so it is off unless ``TUTOR_BLOCKS=1`` or ticked in the UI: a choice of
+speed over answers for slow CPUs.
 """
 from __future__ import annotations
 
@@ -39,7 +39,17 @@ DISK_MB = 2048  # 28 KB a token for Qwen2.5-1.5B: the starter vault's 440 chunks
 
 
 def enabled() -> bool:
-    return os.environ.get("TUTOR_BLOCKS", "0").strip().lower() in ("1", "true", "yes", "on")
+    """$TUTOR_BLOCKS when set, else the UI's "read notes ahead" choice (off unless ticked)."""
+    value = os.environ.get("TUTOR_BLOCKS")
+    if value is None:
+        from tutor import settings
+
+        return settings.get("blocks") is True
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def chosen_by_env() -> bool:
+    return os.environ.get("TUTOR_BLOCKS") is not None
 
 
 def disk_bytes() -> int:

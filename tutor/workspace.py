@@ -347,7 +347,39 @@ class Workspace:
                 self.llm_spec, self._chat_model = previous
             self._llm_set(llm_state="ready" if previous[1] is not None else "idle")
             raise
+        self._in_background(self._warm)  # as at start: its system prompt, its kept sections
         return spec
+
+    def read_ahead(self) -> tuple[bool, bool]:
+        """(on, fixed): whether the model keeps note sections it read in spare time
+        (`tutor.llm_blocks`), and whether $TUTOR_BLOCKS decides that instead of the UI."""
+        from tutor.llm_blocks import chosen_by_env, enabled
+
+        return enabled(), chosen_by_env()
+
+    def set_read_ahead(self, on: bool) -> None:
+        """The UI's choice, kept for later runs; turned on, the loaded model starts using the
+        sections kept before and reading more in spare time."""
+        from tutor import settings
+
+        settings.put("blocks", bool(on))
+        if on and self._loaded_engine() is not None:
+            self._in_background(self._warm)
+
+    def _warm(self) -> None:
+        engine = self._loaded_engine()
+        if engine is None:
+            return
+        try:
+            engine.warm()  # waits for an answer in progress: it holds the model
+        except Exception as exc:
+            log.warning("Could not prepare the language model: %s", exc)
+            return
+        if prereader := self._reader():
+            prereader.asked()  # spare time from now on
+
+    def _in_background(self, work: Callable[[], None]) -> None:
+        threading.Thread(target=work, name="tutor-warm", daemon=True).start()
 
     # -- practice ----------------------------------------------------------------------------
     def quiz(self, tags: Sequence[str] = ()) -> "Quiz":

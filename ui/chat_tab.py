@@ -110,6 +110,18 @@ def choose_model(ws, spec: str, lang: str):
     return gr.update(value=spec), note
 
 
+def choose_read_ahead(ws, on: bool, lang: str) -> str:
+    """Keep note sections read in spare time, or stop; the line under the box says what now."""
+    ws.set_read_ahead(on)
+    if on and ws.llm_spec.startswith("ollama:"):
+        note = t(lang, "read_ahead_model", name=render.model_name(lang, ws.llm_spec))
+        warn(note)
+        return note
+    note = t(lang, "read_ahead_on" if on else "read_ahead_off")
+    info(note)
+    return note
+
+
 def build(ws, i18n, lang):
     """The tab's components and events; returns what the page-level events update."""
     import gradio as gr
@@ -135,6 +147,10 @@ def build(ws, i18n, lang):
                                     value=ws.llm_spec, scale=4, elem_id="model")
                 refresh = gr.Button(i18n("refresh_models"), size="sm", scale=1, min_width=150, elem_classes=["btn-fit"])
             model_note = gr.Markdown(elem_classes=["note"])
+            on, fixed = ws.read_ahead()
+            read_ahead = gr.Checkbox(value=on, label=i18n("read_ahead"), info=i18n("read_ahead_info"),
+                                     interactive=not fixed, elem_id="read-ahead")
+            read_ahead_note = gr.Markdown(i18n("read_ahead_env") if fixed else "", elem_classes=["note"])
             gr.Markdown(i18n("sources_md"))
             sources = gr.HTML(render.sources_panel("en"), elem_id="sources")
 
@@ -157,4 +173,5 @@ def build(ws, i18n, lang):
     clear.click(new_chat, lang, outputs, show_progress="hidden")
     model.input(lambda spec, lg: choose_model(ws, spec, lg), [model, lang], [model, model_note])
     refresh.click(lambda lg: model_choices(ws, lg, announce=True), lang, [model, model_note])
+    read_ahead.input(lambda on, lg: choose_read_ahead(ws, on, lg), [read_ahead, lang], read_ahead_note)
     return {"tags": tags, "model": model, "model_note": model_note, "sources": sources}
