@@ -12,7 +12,9 @@
     .venv/bin/python bench/chat_bench.py --home DIR --blocks --reread 24  # more of each block read in place
 
 --blocks sets TUTOR_BLOCKS=1: the blocks kept under DIR/blocks (`tutor warm`, spare time,
---blocks) are copied into the prompts that hold them, instead of reading every source in context.
+--blocks) are copied into the prompts that hold them, instead of reading every source in context;
+it also times the check of what was kept against the vault, which spare time runs once per index
+generation.
 
 On --out-of-domain every grounded answer is a wrong one: it cites notes that cannot answer;
 --no-gate turns the relevance threshold off to see what the model alone does with them.
@@ -226,6 +228,14 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
         hits = [h for q, _ in questions for h in retriever.search(q, k=engine.k)]
         count = engine.read_blocks(hits)
         print(f"read {count} source blocks ahead in {time.perf_counter() - t2:.1f} s", file=sys.stderr)
+        pruning = []
+        for _ in range(5):  # what spare time spends once per index generation, before reading
+            engine._pruned = None
+            started = time.perf_counter()
+            dropped = engine.prune_blocks()
+            pruning.append(time.perf_counter() - started)
+        print(f"pruning what was kept against the vault's {len(retriever.store.chunks())} sections: "
+              f"{statistics.median(pruning):.2f} s median of 5 ({dropped} dropped)", file=sys.stderr)
         t2 = time.perf_counter()
     rows, reading, after_enter = [], [], []
     evaluated = count_evaluated(engine.model)
