@@ -468,8 +468,8 @@ def test_status_line_says_what_the_index_is_doing():
     assert "120/440 sections read ahead" in render.status_line("en", replace(ready, kept=120), now)
     assert "미리 읽은 섹션 440/440" in render.status_line("ko", replace(ready, kept=443), now)  # 3 since edited
     page = render.status_line("en", replace(ready, kept=120), now) + render.index_card("en", replace(ready, kept=120))
-    assert page.count('id="kept"') == page.count('id="index-state"') == 1  # the notes tab repeats it, ids once
-    assert page.count("120/440 sections read ahead") == 2
+    assert page.count('id="kept"') == page.count('id="index-state"') == 1  # ids once in the page
+    assert page.count("120/440 sections read ahead") == 1  # the notes tab no longer repeats the header
     broken = replace(ready, state="error", error="Notes folder /x does not exist - pass --notes DIR")
     assert "pill-error" in render.status_line("en", broken, now) and "pass --notes DIR" in render.status_line("en", broken, now)
 

@@ -61,9 +61,8 @@ def model_name(lang: str, spec: str) -> str:
     return t(lang, "model_gguf", name=target.rsplit("/", 1)[-1])
 
 
-def status_line(lang: str, status, now: float | None = None, ids: bool = True) -> str:
-    """The header pill: what the index is doing, then the model, then anything to review. The notes
-    tab repeats it without ids, which must be unique in the page."""
+def status_line(lang: str, status, now: float | None = None) -> str:
+    """The header pill: what the index is doing, then the model, then anything to review."""
     if status.state == "error":
         main, kind = t(lang, "st_error", error=status.error or ""), "error"
     elif status.state in ("indexing", "starting") or (status.state == "syncing" and not status.indexed):
@@ -77,8 +76,7 @@ def status_line(lang: str, status, now: float | None = None, ids: bool = True) -
             when = ago(lang, status.synced_at, now)
             main += " — " + (t(lang, "st_ready_changed", n=status.changed, ago=when) if status.changed
                              else t(lang, "st_ready_checked", ago=when))
-    state_id, kept_id = (' id="index-state"', ' id="kept"') if ids else ("", "")
-    parts = [f'<span class="pill pill-{kind}"{state_id}>{escape(main)}</span>']
+    parts = [f'<span class="pill pill-{kind}" id="index-state">{escape(main)}</span>']
     llm = {
         "preparing": t(lang, "llm_preparing", pct=f"{status.llm_fraction or 0:.0%}"),
         "loading": t(lang, "llm_loading"),
@@ -89,7 +87,7 @@ def status_line(lang: str, status, now: float | None = None, ids: bool = True) -
         parts.append(f'<span class="pill pill-{"error" if status.llm_state == "error" else "quiet"}">{escape(llm)}</span>')
     if status.kept is not None:  # spare time reads note sections so that answers start sooner
         kept = t(lang, "st_kept", n=min(status.kept, status.chunks), of=status.chunks)
-        parts.append(f'<span class="pill pill-quiet"{kept_id} title="{escape(t(lang, "st_kept_why"))}">'
+        parts.append(f'<span class="pill pill-quiet" id="kept" title="{escape(t(lang, "st_kept_why"))}">'
                      f'{escape(kept)}</span>')
     if status.stale:
         parts.append(f'<span class="pill pill-warn">{escape(t(lang, "st_stale", n=status.stale))}</span>')
@@ -186,6 +184,7 @@ def scores_table(lang: str, rows: list[dict]) -> str:
 
 
 def index_card(lang: str, status) -> str:
+    """The index's figures; what it is doing is the header's, which every tab shows."""
     seconds = t(lang, "seconds", n=status.seconds) if status.seconds is not None else "—"
     cells = [
         ("notes", str(status.notes)), ("chunks", str(status.chunks)),
@@ -194,7 +193,7 @@ def index_card(lang: str, status) -> str:
     ]
     items = "".join(f'<div class="stat"><div class="stat-label">{escape(t(lang, k))}</div>'
                     f'<div class="stat-value">{escape(v)}</div></div>' for k, v in cells)
-    return f'<div class="stats" id="index-card">{items}</div>' + status_line(lang, status, ids=False)
+    return f'<div class="stats" id="index-card">{items}</div>'
 
 
 def problems_table(lang: str, status) -> str:
