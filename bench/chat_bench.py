@@ -3,6 +3,7 @@
     .venv/bin/python bench/chat_bench.py [--home DIR] [--llm SPEC]   # 20 questions, markdown table
     .venv/bin/python bench/chat_bench.py --home DIR --held-out        # 64 questions nothing was tuned on
     .venv/bin/python bench/chat_bench.py --home DIR --loanwords       # 32 spelling names in Hangul
+    .venv/bin/python bench/chat_bench.py --home DIR --sections        # 36 details: cite the section?
     .venv/bin/python bench/chat_bench.py --home DIR --out-of-domain [--no-gate]  # 46 the notes can't answer
     .venv/bin/python bench/chat_bench.py --home DIR --calibrate       # best-hit cosine distributions
     .venv/bin/python bench/chat_bench.py --home DIR --typed 1         # sources read while typing
@@ -39,6 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 HELD_OUT = Path(__file__).with_name("retrieval_questions.jsonl")
 # Korean questions that spell English names the Korean way (아테나, 글루 잡 북마크), one a note
 LOANWORDS = Path(__file__).with_name("loanword_questions.jsonl")
+# 36 questions about one detail each, with the sections that state it (retrieval_bench.py too)
+SECTIONS = Path(__file__).with_name("section_questions.jsonl")
 MIN_PIECES = 8  # streamed pieces an answer needs before its speed counts
 sys.path.insert(0, str(REPO))
 
@@ -166,8 +169,16 @@ OUT_OF_DOMAIN = [  # cooking, sports, trivia, other clouds' and vendors' product
 def held_out(path: Path = HELD_OUT) -> list[tuple[str, str]]:
     """(question, gold note): by default one Korean and one English question a note, in a learner's
     words rather than the note's; the prompts and the fusion were not tuned on them (tests read them too)."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [(row["question"], row["note"]) for row in rows]
+    return [(row["question"], row["note"]) for row in read_jsonl(path)]
+
+
+def answering_sections(path: Path = SECTIONS) -> dict[str, list[str]]:
+    """question -> the headings of the sections that state its answer."""
+    return {row["question"]: row["sections"] for row in read_jsonl(path)}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -204,8 +215,9 @@ def calibrate(notes: Path) -> None:
 def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
           questions: list[tuple[str, str | None]], gate: bool = True, typed: int | None = None,
           first: dict[str, str] | None = None, keys_per_s: float | None = None,
-          blocks: bool = False) -> None:
-    """``first`` maps a follow-up to the question asked (untimed) before it. ``keys_per_s``
+          blocks: bool = False, answering: dict[str, list[str]] | None = None) -> None:
+    """``first`` maps a follow-up to the question asked (untimed) before it. ``answering`` maps a
+    question to the headings that state its answer, to count the answers citing one. ``keys_per_s``
     types each question into the UI's typing reader a character at a time at that rate, Enter
     one keystroke after the last: what reading ahead gives a user who does not pause."""
     from tutor.chat import ChatEngine, make_model
@@ -277,7 +289,8 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
         right = states_facts(question, answer.text)
         rows.append((question, note, sources_at, first_at if generated else None, rate, answer,
                      right, states_facts(question, read)))
-        verdict = ("cited" if any(c.note == note for c in answer.citations)
+        verdict = ("cited section" if _cites_section(answer, note, answering, question)
+                   else "cited" if any(c.note == note for c in answer.citations)
                    else "grounded" if answer.grounded else "not grounded")
         verdict += {True: ", right", False: ", WRONG", None: ""}[right]
         speed = f"{rate:4.1f} tok/s" if rate else "short     " if generated else "refused   "
@@ -292,8 +305,13 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
     grounded = sum(r[5].grounded for r in rows)
     cited = sum(any(c.note == r[1] for c in r[5].citations) for r in rows)
     checked = [r[6] for r in rows if r[6] is not None]
-    facts = (f", {sum(checked)}/{len(checked)} state the key facts (which the sources held for "
-             f"{sum(bool(r[7]) for r in rows)})" if checked else "")
+    if answering:
+        given = sum(_cites_section(r[5], r[1], answering, r[0], r[5].sources) for r in rows)
+        cited_section = sum(_cites_section(r[5], r[1], answering, r[0]) for r in rows)
+        facts = f", {cited_section} cite an answering section (which the sources held for {given})"
+    else:
+        facts = (f", {sum(checked)}/{len(checked)} state the key facts (which the sources held for "
+                 f"{sum(bool(r[7]) for r in rows)})" if checked else "")
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
     print(f"\nbudget {engine.budget_tokens} tokens, embedder load {t1 - t0:.1f} s, "
           f"LLM load + system prompt {t2 - t1:.1f} s; {len(questions)} questions: {grounded} "
@@ -309,6 +327,14 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
     if reading:
         print(f"\nread ahead while typing (all but the last {typed} words): "
               f"{pct(reading, .5):.2f} / {pct(reading, .95):.2f} s p50 / p95")
+
+
+def _cites_section(answer, note: str, answering: dict[str, list[str]] | None, question: str,
+                   sources=None) -> bool:
+    """Whether one of ``sources`` (default: the citations) is a section stating the answer."""
+    wanted = (answering or {}).get(question, ())
+    return any(s.note == note and s.heading.split(" > ")[-1] in wanted
+               for s in (answer.citations if sources is None else sources))
 
 
 def count_evaluated(model) -> list[int]:
@@ -341,6 +367,9 @@ def main() -> None:
                        help="ask the 64 questions of retrieval_questions.jsonl instead of the 20")
     asked.add_argument("--loanwords", action="store_true",
                        help="ask the 32 Korean questions of loanword_questions.jsonl (아테나, 글루)")
+    asked.add_argument("--sections", action="store_true",
+                       help="ask the 36 questions of section_questions.jsonl and count the answers "
+                            "citing a section that states the answer")
     asked.add_argument("--follow-ups", action="store_true",
                        help="time 10 follow-ups ('그럼 읽기는요?'), each after its first question (untimed)")
     asked.add_argument("--out-of-domain", action="store_true",
@@ -367,11 +396,13 @@ def main() -> None:
         calibrate(notes)
     else:
         questions = (held_out() if args.held_out else held_out(LOANWORDS) if args.loanwords
+                     else held_out(SECTIONS) if args.sections
                      else [(q, note) for _, q, note in FOLLOW_UPS] if args.follow_ups
                      else [(q, None) for q in OUT_OF_DOMAIN] if args.out_of_domain else BENCH)
         bench(notes, args.llm, args.budget, args.show, questions, gate=not args.no_gate, typed=args.typed,
               first={q: before for before, q, _ in FOLLOW_UPS} if args.follow_ups else None,
-              keys_per_s=args.keys_per_s, blocks=args.blocks)
+              keys_per_s=args.keys_per_s, blocks=args.blocks,
+              answering=answering_sections() if args.sections else None)
 
 
 if __name__ == "__main__":

@@ -21,11 +21,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import json
-
-from chat_bench import BENCH, LOANWORDS, REPO, held_out, use_home
-
-SECTIONS = Path(__file__).with_name("section_questions.jsonl")
+from chat_bench import BENCH, LOANWORDS, REPO, SECTIONS, held_out, read_jsonl, use_home
 
 
 def main() -> None:
@@ -68,7 +64,7 @@ def sections(retriever, k: int) -> None:
     """Section-level recall: the rank of the first hit that is one of the answering sections."""
     from tutor.chat import ChatEngine
 
-    rows = [json.loads(line) for line in SECTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl(SECTIONS)
     chat = ChatEngine(retriever, model=None, vault_name="notes", k=k)
 
     def answers(row, note: str, headings) -> bool:
