@@ -292,6 +292,35 @@ def test_follow_up_is_rewritten_and_the_rewrite_is_searched(vault):
     assert rewritten in eng.model.seen[1][-1].content
 
 
+def test_a_rewrite_in_another_language_is_held_to_its_own_threshold(vault):
+    """The cosine is the query's, so is the threshold; the refusal speaks the question's language."""
+    history = [("Kinesis 샤드 처리량은?", "샤드 하나는 초당 1MB [1].")]
+    strict_english = engine(vault, ["What does an AWS Glue crawler do?"])
+    strict_english.min_relevance = {"ko": 0.0, "en": 0.999}
+    _, tokens, answer = run(strict_english, "그럼 Glue는?", history=history)
+    assert not answer.grounded and tokens == prompts.REFUSAL["ko"]
+    strict_korean = engine(vault, ["What does an AWS Glue crawler do?", "크롤러가 테이블을 만든다 [1]."])
+    strict_korean.min_relevance = {"ko": 0.999, "en": 0.0}
+    _, _, answer = run(strict_korean, "그럼 Glue는?", history=history)
+    assert answer.grounded and answer.citations[0].note == "glue.md"
+
+
+class PrefillingChat(QueuedChat):
+    """Records the prefixes it is asked to read ahead and keep, as the llama.cpp backend pins them."""
+
+    prefilled: list = Field(default_factory=list)
+
+    def prefill(self, messages):
+        self.prefilled.append([m.content for m in messages])
+        return 0.0
+
+
+def test_warm_reads_the_rewrites_system_prompt_and_the_answers_last(vault):
+    eng = ChatEngine(SpyRetriever(vault), PrefillingChat(replies=[]), vault_name=vault.name)
+    eng.warm()
+    assert eng.model.prefilled == [[prompts.REWRITE_SYSTEM], [prompts.ANSWER_SYSTEM]]
+
+
 def test_no_history_means_no_rewrite_call(vault):
     eng = engine(vault, ["답 [1]."])
     _, _, answer = run(eng, "Kinesis 샤드 처리량은?")

@@ -194,11 +194,13 @@ class ChatEngine:
         return self._known[1]
 
     def warm(self) -> None:
-        """Evaluate the fixed system prompt now (llama.cpp only) so the first answer reuses it."""
+        """Evaluate the fixed system prompts now (llama.cpp only) so that answers and
+        follow-ups' rewrites reuse them; the answer's last, as the first question wants it."""
         from langchain_core.messages import SystemMessage
 
         prefill = getattr(self.model, "prefill", None)
         if prefill:
+            prefill([SystemMessage(prompts.REWRITE_SYSTEM)])
             prefill([SystemMessage(prompts.ANSWER_SYSTEM)])
         self.use_blocks()
 
@@ -379,10 +381,12 @@ class ChatEngine:
         return tuple((s.note, s.heading, s.text) for s in self.fit_sources(hits, estimate_tokens))
 
     def _refusal(self, query: str, lang: str, hits, sources: list[Source], quiet: bool = False) -> str | None:
-        """What to say instead of answering, when the notes cannot answer ``query``."""
+        """What to say instead of answering, when the notes cannot answer ``query``, in the
+        language ``lang`` of the question; the threshold is that of the query's language, as the
+        cosine is the query's: a Korean follow-up may be rewritten in English."""
         best = max((h.dense for h in hits), default=-1.0)
         unknown = unknown_names(self._terms(), query) if sources else []
-        if sources and best >= self.min_relevance[lang] and not unknown:
+        if sources and best >= self.min_relevance[language_of(query)] and not unknown:
             return None
         if not quiet:
             log.info("Not answering %r: best cosine %.3f, names no note mentions %s", query, best, unknown)
