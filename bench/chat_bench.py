@@ -289,7 +289,8 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
         right = states_facts(question, answer.text)
         rows.append((question, note, sources_at, first_at if generated else None, rate, answer,
                      right, states_facts(question, read)))
-        verdict = ("cited section" if _cites_section(answer, note, answering, question)
+        wanted = (answering or {}).get(question, ())
+        verdict = ("cited section" if among(answer.citations, note, wanted)
                    else "cited" if any(c.note == note for c in answer.citations)
                    else "grounded" if answer.grounded else "not grounded")
         verdict += {True: ", right", False: ", WRONG", None: ""}[right]
@@ -306,8 +307,8 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
     cited = sum(any(c.note == r[1] for c in r[5].citations) for r in rows)
     checked = [r[6] for r in rows if r[6] is not None]
     if answering:
-        given = sum(_cites_section(r[5], r[1], answering, r[0], r[5].sources) for r in rows)
-        cited_section = sum(_cites_section(r[5], r[1], answering, r[0]) for r in rows)
+        given = sum(among(r[5].sources, r[1], answering[r[0]]) for r in rows)
+        cited_section = sum(among(r[5].citations, r[1], answering[r[0]]) for r in rows)
         facts = f", {cited_section} cite an answering section (which the sources held for {given})"
     else:
         facts = (f", {sum(checked)}/{len(checked)} state the key facts (which the sources held for "
@@ -329,12 +330,9 @@ def bench(notes: Path, llm: str | None, budget: int | None, show: bool,
               f"{pct(reading, .5):.2f} / {pct(reading, .95):.2f} s p50 / p95")
 
 
-def _cites_section(answer, note: str, answering: dict[str, list[str]] | None, question: str,
-                   sources=None) -> bool:
-    """Whether one of ``sources`` (default: the citations) is a section stating the answer."""
-    wanted = (answering or {}).get(question, ())
-    return any(s.note == note and s.heading.split(" > ")[-1] in wanted
-               for s in (answer.citations if sources is None else sources))
+def among(sources, note: str, headings) -> bool:
+    """Whether one of ``sources`` is a section of ``note`` under one of ``headings`` (its last)."""
+    return any(s.note == note and s.heading.split(" > ")[-1] in headings for s in sources)
 
 
 def count_evaluated(model) -> list[int]:
