@@ -8,6 +8,7 @@
     .venv/bin/python bench/chat_bench.py --home DIR --calibrate       # best-hit cosine distributions
     .venv/bin/python bench/chat_bench.py --home DIR --typed 1         # sources read while typing
     .venv/bin/python bench/chat_bench.py --home DIR --follow-ups [--typed 0]  # 10 second turns
+    .venv/bin/python bench/chat_bench.py --home DIR --more-follow-ups  # 20 others, held out
     .venv/bin/python bench/chat_bench.py --home DIR --keys-per-s 3    # typed a letter at a time
     .venv/bin/python bench/chat_bench.py --home DIR --blocks          # every source read as a block first
     .venv/bin/python bench/chat_bench.py --home DIR --blocks --reread 24  # more of each block read in place
@@ -42,6 +43,8 @@ HELD_OUT = Path(__file__).with_name("retrieval_questions.jsonl")
 LOANWORDS = Path(__file__).with_name("loanword_questions.jsonl")
 # 36 questions about one detail each, with the sections that state it (retrieval_bench.py too)
 SECTIONS = Path(__file__).with_name("section_questions.jsonl")
+# 20 more follow-ups on the 20 notes FOLLOW_UPS leaves out, written after the prompts were tuned
+MORE_FOLLOW_UPS = Path(__file__).with_name("follow_up_questions.jsonl")
 MIN_PIECES = 8  # streamed pieces an answer needs before its speed counts
 sys.path.insert(0, str(REPO))
 
@@ -370,6 +373,8 @@ def main() -> None:
                             "citing a section that states the answer")
     asked.add_argument("--follow-ups", action="store_true",
                        help="time 10 follow-ups ('그럼 읽기는요?'), each after its first question (untimed)")
+    asked.add_argument("--more-follow-ups", action="store_true",
+                       help="the same with the 20 follow-ups of follow_up_questions.jsonl, held out")
     asked.add_argument("--out-of-domain", action="store_true",
                        help="ask the 46 questions no note answers (a grounded answer is a wrong one)")
     parser.add_argument("--no-gate", action="store_true", help="answer whatever the relevance threshold says")
@@ -393,12 +398,14 @@ def main() -> None:
     if args.calibrate:
         calibrate(notes)
     else:
+        turns = (FOLLOW_UPS if args.follow_ups else [(r["first"], r["follow_up"], r["note"])
+                 for r in read_jsonl(MORE_FOLLOW_UPS)] if args.more_follow_ups else [])
         questions = (held_out() if args.held_out else held_out(LOANWORDS) if args.loanwords
                      else held_out(SECTIONS) if args.sections
-                     else [(q, note) for _, q, note in FOLLOW_UPS] if args.follow_ups
+                     else [(q, note) for _, q, note in turns] if turns
                      else [(q, None) for q in OUT_OF_DOMAIN] if args.out_of_domain else BENCH)
         bench(notes, args.llm, args.budget, args.show, questions, gate=not args.no_gate, typed=args.typed,
-              first={q: before for before, q, _ in FOLLOW_UPS} if args.follow_ups else None,
+              first={q: before for before, q, _ in turns} or None,
               keys_per_s=args.keys_per_s, blocks=args.blocks,
               answering=answering_sections() if args.sections else None)
 
