@@ -175,9 +175,9 @@ def held_out(path: Path = HELD_OUT) -> list[tuple[str, str]]:
     return [(row["question"], row["note"]) for row in read_jsonl(path)]
 
 
-def answering_sections(path: Path = SECTIONS) -> dict[str, list[str]]:
-    """question -> the headings of the sections that state its answer."""
-    return {row["question"]: row["sections"] for row in read_jsonl(path)}
+def follow_ups(path: Path = MORE_FOLLOW_UPS) -> list[tuple[str, str, str]]:
+    """(first question, follow-up, gold note), as FOLLOW_UPS."""
+    return [(row["first"], row["follow_up"], row["note"]) for row in read_jsonl(path)]
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -398,16 +398,16 @@ def main() -> None:
     if args.calibrate:
         calibrate(notes)
     else:
-        turns = (FOLLOW_UPS if args.follow_ups else [(r["first"], r["follow_up"], r["note"])
-                 for r in read_jsonl(MORE_FOLLOW_UPS)] if args.more_follow_ups else [])
+        turns = FOLLOW_UPS if args.follow_ups else follow_ups() if args.more_follow_ups else []
+        sections = read_jsonl(SECTIONS) if args.sections else []
         questions = (held_out() if args.held_out else held_out(LOANWORDS) if args.loanwords
-                     else held_out(SECTIONS) if args.sections
+                     else [(row["question"], row["note"]) for row in sections] if sections
                      else [(q, note) for _, q, note in turns] if turns
                      else [(q, None) for q in OUT_OF_DOMAIN] if args.out_of_domain else BENCH)
         bench(notes, args.llm, args.budget, args.show, questions, gate=not args.no_gate, typed=args.typed,
               first={q: before for before, q, _ in turns} or None,
               keys_per_s=args.keys_per_s, blocks=args.blocks,
-              answering=answering_sections() if args.sections else None)
+              answering={row["question"]: row["sections"] for row in sections} or None)
 
 
 if __name__ == "__main__":

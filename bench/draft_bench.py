@@ -31,7 +31,7 @@ def chat(questions: int) -> tuple[float, float]:
 
     unload_models()
     engine = ChatEngine(Retriever(REPO / "notes"), make_model(None, temperature=0.0), vault_name="notes")
-    engine.warm()
+    engine.warm(follow_ups=False)
     rates, firsts = [], []
     for question, _ in BENCH[:questions]:
         start, first = time.perf_counter(), None

@@ -319,6 +319,9 @@ def test_warm_reads_the_rewrites_system_prompt_and_the_answers_last(vault):
     eng = ChatEngine(SpyRetriever(vault), PrefillingChat(replies=[]), vault_name=vault.name)
     eng.warm()
     assert eng.model.prefilled == [[prompts.REWRITE_SYSTEM], [prompts.ANSWER_SYSTEM]]
+    alone = ChatEngine(SpyRetriever(vault), PrefillingChat(replies=[]), vault_name=vault.name)
+    alone.warm(follow_ups=False)  # `tutor warm` reads sections, never a conversation
+    assert alone.model.prefilled == [[prompts.ANSWER_SYSTEM]]
 
 
 def test_no_history_means_no_rewrite_call(vault):

@@ -193,14 +193,16 @@ class ChatEngine:
             self._known = (generation, IndexTerms(self.retriever.store))
         return self._known[1]
 
-    def warm(self) -> None:
-        """Evaluate the fixed system prompts now (llama.cpp only) so that answers and
-        follow-ups' rewrites reuse them; the answer's last, as the first question wants it."""
+    def warm(self, follow_ups: bool = True) -> None:
+        """Evaluate the fixed system prompts now (llama.cpp only) so that answers and, unless
+        there will be none, follow-ups' rewrites reuse them; the answer's last, as the first
+        question wants it."""
         from langchain_core.messages import SystemMessage
 
         prefill = getattr(self.model, "prefill", None)
         if prefill:
-            prefill([SystemMessage(prompts.REWRITE_SYSTEM)])
+            if follow_ups:
+                prefill([SystemMessage(prompts.REWRITE_SYSTEM)])
             prefill([SystemMessage(prompts.ANSWER_SYSTEM)])
         self.use_blocks()
 

@@ -116,7 +116,7 @@ def warm(notes: Path, llm_spec: str | None, clear: bool):
             raise click.ClickException(
                 f"Only the embedded llama.cpp model keeps what it read; {llm_spec} reads each prompt anew.")
         hits = engine.retriever.store.chunks()
-        engine.warm()
+        engine.warm(follow_ups=False)  # it reads sections, never a conversation
         if engine.model.blocks is None:
             raise click.ClickException(
                 f"Nothing can be kept: {engine.blocks_problem or 'this model cannot move what it read to other positions'}."
